@@ -1,0 +1,3 @@
+from dig.cli import main
+
+raise SystemExit(main())

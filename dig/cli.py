@@ -1,0 +1,268 @@
+"""The ``dig`` command line: parses, calls the runner / leaderboard / registry, prints with rich."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dig.errors import DigError
+from dig.leaderboard import aggregate, compare, parse_tolerances, publish, read_rows
+from dig.leaderboard.compare import DEFAULT_TOLERANCE
+from dig.leaderboard.table import metric_order
+from dig.plugins import LoadedPlugins, PluginLoadWarning, PluginSettings, load_plugins
+from dig.registry import KINDS
+from dig.runner import BenchSpec, Job, run_bench
+from dig.runner import Progress as RunnerProgress
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv_list(text) or []]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from exc
+
+
+def _plugin_settings(args: argparse.Namespace) -> PluginSettings:
+    return PluginSettings.resolve(
+        strict=True if args.strict else None,
+        disabled=_csv_list(args.disable_plugins),
+        autoload=False if args.no_plugin_autoload else None,
+    )
+
+
+def _load(args: argparse.Namespace) -> LoadedPlugins:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)
+        loaded = load_plugins(_plugin_settings(args))
+    for failure in loaded.failures:
+        errors.print(f"[yellow]warning:[/yellow] {failure.message()}", highlight=False)
+    return loaded
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _load(args).registry
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        entries = registry.entries(kind, args.track)
+        table = Table(title=f"{kind}s", title_justify="left", show_lines=False)
+        for column in ("name", "track", "plugin", "summary"):
+            table.add_column(column, overflow="fold")
+        for entry in entries:
+            table.add_row(entry.name, entry.track, entry.plugin, entry.summary)
+        console.print(table)
+    return 0
+
+
+class RichProgress(RunnerProgress):
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=errors, transient=False,
+        )
+        self.jobs_task = None
+        self.epoch_task = None
+
+    def start(self, total: int, skipped: int) -> None:
+        self.bar.start()
+        note = f"{skipped} already done" if skipped else ""
+        self.jobs_task = self.bar.add_task("jobs", total=total, completed=skipped, info=note)
+
+    def job_started(self, job: Job):
+        if self.epoch_task is not None:
+            self.bar.remove_task(self.epoch_task)
+        self.epoch_task = self.bar.add_task(f"  {job.label}", total=None, info="")
+
+        def on_epoch(epoch: int, total: int, info: dict[str, Any]) -> None:
+            text = "  ".join(f"{k}={v:.4g}" for k, v in info.items() if k != "epoch")
+            self.bar.update(self.epoch_task, total=total, completed=epoch, info=text)
+
+        return on_epoch
+
+    def job_finished(self, job: Job, record: dict[str, Any]) -> None:
+        status = record.get("status")
+        self.bar.advance(self.jobs_task)
+        if status != "ok":
+            self.bar.console.print(f"[red]failed[/red] {job.label}: {record.get('reason')}", highlight=False)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test") -> None:
+    aggs = aggregate(rows, split=split)
+    groups: dict[tuple[str, str, str], list] = defaultdict(list)
+    for agg in aggs:
+        groups[(agg.track, agg.dataset, agg.budget)].append(agg)
+    if not groups:
+        console.print(f"{title}: no finished results")
+    for (track, dataset, budget), members in sorted(groups.items()):
+        metrics = metric_order(members)
+        table = Table(title=f"{title}: {track} · {dataset} · {budget} ({split}, mean ± std over seeds)", title_justify="left")
+        table.add_column("model")
+        table.add_column("plugin")
+        for metric in metrics:
+            table.add_column(f"{metric} {'↑' if members[0].higher_is_better else '↓'}", justify="right")
+        table.add_column("n", justify="right")
+        by_key = {(a.model, a.metric): a for a in members}
+        for model, plugin in sorted({(a.model, a.plugin) for a in members}):
+            cells = [by_key[(model, m)].formatted() if (model, m) in by_key else "—" for m in metrics]
+            n = max(by_key[(model, m)].n for m in metrics if (model, m) in by_key)
+            table.add_row(model, plugin, *cells, str(n))
+        console.print(table)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    options: dict[str, Any] = {}
+    if args.targets:
+        options["targets"] = _csv_list(args.targets)
+    spec = BenchSpec(
+        track=args.track, datasets=_csv_list(args.datasets), models=_csv_list(args.models), seeds=args.seeds,
+        budget=args.budget, out=args.out, executor=args.executor, workers=args.workers, options=options,
+        plugins=_plugin_settings(args), submitit_cluster=args.submitit_cluster,
+    )
+    result = run_bench(spec, loaded.registry, RichProgress() if not args.quiet else None)
+    rows = read_rows(result.csv_path)
+    ran = {job.config_hash for job in result.jobs}
+    _print_aggregates([r for r in rows if r["config_hash"] in ran], "results")
+    console.print(f"{len(result.jobs)} jobs ({len(result.skipped)} already finished); records in "
+                  f"{Path(args.out) / args.track}/, table in {result.csv_path}", highlight=False)
+    failed = result.failed
+    for record in failed:
+        errors.print(f"[red]failed:[/red] {record['dataset']}/{record['model']}/seed{record['seed']}: "
+                     f"{record.get('reason')}", highlight=False)
+    return 1 if failed else 0
+
+
+def cmd_leaderboard_show(args: argparse.Namespace) -> int:
+    path = Path(args.file or Path(args.dir) / f"{args.track}.csv")
+    rows = [r for r in read_rows(path) if r["track"] == args.track]
+    _print_aggregates(rows, str(path), split=args.split)
+    return 0
+
+
+def cmd_leaderboard_publish(args: argparse.Namespace) -> int:
+    for path in publish(args.dir):
+        console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    tolerances = parse_tolerances(args.tolerance or [])
+    results = compare(read_rows(args.against), read_rows(args.new), tolerances, args.default_tolerance)
+    if not results:
+        errors.print(f"{args.against} holds no finished test metrics to check against")
+        return 1
+    bad = [c for c in results if c.regressed]
+    table = Table(title=f"{args.new} vs {args.against}", title_justify="left")
+    for column in ("dataset", "model", "metric", "reference", "new", "change", "tolerance", "status"):
+        table.add_column(column)
+    for c in results if args.verbose else bad:
+        new = c.new.formatted() if c.new else "missing"
+        change = "—" if c.new is None else f"{c.change:+.1%} worse" if c.change > 0 else f"{-c.change:.1%} better"
+        style = "red" if c.regressed else "green"
+        table.add_row(c.reference.dataset, c.reference.model, c.reference.metric, c.reference.formatted(), new,
+                      change, f"{c.tolerance:.0%}", f"[{style}]{c.status}[/{style}]")
+    if bad or args.verbose:
+        console.print(table)
+    console.print(f"{len(bad)} regression(s) in {len(results)} metric(s)" if bad else f"no regression in {len(results)} metric(s)")
+    return 1 if bad else 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    registry = _load(args).registry
+    entry = registry.get("dataset", args.dataset, track=args.track)
+    prepare = getattr(entry.obj, "prepare", None)
+    if prepare is None:
+        raise DigError(f"dataset {entry.name!r} has nothing to prepare: it is built on first use")
+    manifest = prepare(args.source)
+    console.print(f"prepared {entry.name}: {manifest}", highlight=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dig", description="Benchmarks for graph and biomedical-image deep learning.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('dig').__version__}")
+    parser.add_argument("--strict", action="store_true", help="a plugin that fails to load is an error (DIG_STRICT_PLUGINS=1)")
+    parser.add_argument("--disable-plugins", metavar="A,B", help="skip these plugins (DIG_DISABLE_PLUGINS)")
+    parser.add_argument("--no-plugin-autoload", action="store_true",
+                        help="load only dig's built-in plugins (DIG_DISABLE_PLUGIN_AUTOLOAD=1)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="tracks, datasets, models, evaluators and explainers with their plugin")
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--track")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("bench", help="train and evaluate (track x dataset x model x seed) jobs")
+    p.add_argument("--track", required=True)
+    p.add_argument("--datasets", metavar="A,B", help="default: the track's default datasets")
+    p.add_argument("--models", metavar="X,Y", help="default: every registered model of the track")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="0,1,2")
+    p.add_argument("--budget", choices=("smoke", "default", "paper"), default="default")
+    p.add_argument("--targets", metavar="U0,homo", help="targets to train on (track option)")
+    p.add_argument("--out", default="results", help="records go to OUT/<track>/, the table to OUT/<track>.csv")
+    p.add_argument("--executor", choices=("local", "submitit"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="parallel jobs (local: processes; submitit: local wave size)")
+    p.add_argument("--submitit-cluster", default=None, help="submitit cluster: slurm, local or debug (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+
+    lb = sub.add_parser("leaderboard", help="show or publish leaderboards").add_subparsers(dest="action", required=True)
+    p = lb.add_parser("show", help="mean ± std over seeds, in the terminal")
+    p.add_argument("--track", required=True)
+    p.add_argument("--dir", default="leaderboards")
+    p.add_argument("--file", help="a result CSV instead of DIR/<track>.csv")
+    p.add_argument("--split", default="test")
+    p.set_defaults(func=cmd_leaderboard_show)
+    p = lb.add_parser("publish", help="DIR/*.csv -> DIR/README.md and DIR/index.html")
+    p.add_argument("--dir", default="leaderboards")
+    p.set_defaults(func=cmd_leaderboard_publish)
+
+    p = sub.add_parser("check", help="exit 1 if NEW regresses against a committed leaderboard")
+    p.add_argument("new", help="result CSV of the new run")
+    p.add_argument("--against", required=True, help="reference CSV, e.g. leaderboards/3d.csv")
+    p.add_argument("--tolerance", action="append", metavar="METRIC=REL",
+                   help="relative tolerance per metric (glob patterns allowed), repeatable")
+    p.add_argument("--default-tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("-v", "--verbose", action="store_true", help="show every metric, not only regressions")
+    p.set_defaults(func=cmd_check)
+
+    data = sub.add_parser("data", help="dataset caches").add_subparsers(dest="action", required=True)
+    p = data.add_parser("prepare", help="build a dataset's cache, optionally from its canonical file")
+    p.add_argument("dataset")
+    p.add_argument("--track", default=None)
+    p.add_argument("--from", dest="source", default=None, help="canonical file (e.g. DimeNet's qm9_eV.npz)")
+    p.set_defaults(func=cmd_data_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DigError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        errors.print("interrupted: finished jobs are kept; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

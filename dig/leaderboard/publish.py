@@ -1,0 +1,119 @@
+"""Publish committed leaderboards: ``leaderboards/<track>.csv`` -> ``leaderboards/README.md`` (tables) and
+``leaderboards/index.html`` (the same tables and one bar chart per metric, inline SVG, no dependencies)."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from dig.io import atomic_write_text
+from dig.leaderboard.table import Aggregate, aggregate, failed_jobs, metric_order, read_rows
+
+
+def _groups(aggregates: list[Aggregate]) -> dict[tuple[str, str, str], list[Aggregate]]:
+    groups: dict[tuple[str, str, str], list[Aggregate]] = defaultdict(list)
+    for agg in aggregates:
+        groups[(agg.track, agg.dataset, agg.budget)].append(agg)
+    return dict(sorted(groups.items()))
+
+
+def _cell(agg: Aggregate | None) -> str:
+    return "—" if agg is None else f"{agg.formatted()} (n={agg.n})"
+
+
+def _direction(aggs: list[Aggregate], metric: str) -> str:
+    hib = next(a.higher_is_better for a in aggs if a.metric == metric)
+    return "↑" if hib else "↓"
+
+
+def markdown_tables(aggregates: list[Aggregate]) -> str:
+    parts = []
+    for (track, dataset, budget), aggs in _groups(aggregates).items():
+        metrics = metric_order(aggs)
+        models = sorted({(a.model, a.plugin) for a in aggs})
+        by_key = {(a.model, a.metric): a for a in aggs}
+        parts.append(f"### {track} · {dataset} · budget `{budget}`\n")
+        parts.append("| model | plugin | " + " | ".join(f"{m} {_direction(aggs, m)}" for m in metrics) + " |")
+        parts.append("|---|---|" + "---|" * len(metrics))
+        for model, plugin in models:
+            cells = [_cell(by_key.get((model, m))) for m in metrics]
+            parts.append(f"| {model} | {plugin} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _bar_fractions(values: list[float]) -> tuple[list[float], bool]:
+    """Bar lengths in (0, 1]; a log scale when positive values span more than two decades."""
+    positive = [v for v in values if v > 0]
+    if len(positive) == len(values) and max(values) / min(values) > 100:
+        low, high = math.log10(min(values) / 10), math.log10(max(values))
+        return [(math.log10(v) - low) / (high - low) for v in values], True
+    top = max(abs(v) for v in values) or 1.0
+    return [abs(v) / top for v in values], False
+
+
+def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
+    rows = sorted((a for a in aggs if a.metric == metric), key=lambda a: a.mean, reverse=aggs[0].higher_is_better)
+    fractions, log = _bar_fractions([a.mean for a in rows])
+    width, bar_h, left = 560, 22, 140
+    out = [f'<svg width="{width}" height="{bar_h * len(rows) + 24}" xmlns="http://www.w3.org/2000/svg" font-size="12">']
+    for i, (agg, fraction) in enumerate(zip(rows, fractions, strict=True)):
+        y = 4 + i * bar_h
+        length = max(1.0, fraction * (width - left - 110))
+        out.append(f'<text x="0" y="{y + 14}">{html.escape(agg.model)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar_h - 6}" fill="#4a78b5"/>')
+        out.append(f'<text x="{left + length + 4:.1f}" y="{y + 14}">{html.escape(agg.formatted(3))}</text>')
+    note = "log scale" if log else "linear scale"
+    out.append(f'<text x="{left}" y="{bar_h * len(rows) + 20}" fill="#666">{html.escape(metric)} ({note}; mean ± std over seeds)</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def html_page(aggregates: list[Aggregate], title: str) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for (track, dataset, budget), aggs in _groups(aggregates).items():
+        body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
+        metrics = metric_order(aggs)
+        by_key = {(a.model, a.metric): a for a in aggs}
+        models = sorted({(a.model, a.plugin) for a in aggs})
+        head = "".join(f"<th>{html.escape(m)} {_direction(aggs, m)}</th>" for m in metrics)
+        body.append(f"<table><tr><th>model</th><th>plugin</th>{head}</tr>")
+        for model, plugin in models:
+            cells = "".join(f"<td>{html.escape(_cell(by_key.get((model, m))))}</td>" for m in metrics)
+            body.append(f"<tr><td>{html.escape(model)}</td><td>{html.escape(plugin)}</td>{cells}</tr>")
+        body.append("</table>")
+        for metric in metrics:
+            body.append(f"<h3>{html.escape(metric)}</h3>{_svg_bars(aggs, metric)}")
+    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def publish(folder: str | Path = "leaderboards") -> list[Path]:
+    """Regenerate README.md and index.html in ``folder`` from every ``<track>.csv`` in it."""
+    folder = Path(folder)
+    csvs = sorted(folder.glob("*.csv"))
+    aggregates: list[Aggregate] = []
+    notes = []
+    for path in csvs:
+        rows = read_rows(path)
+        aggregates.extend(aggregate(rows))
+        failed = failed_jobs(rows)
+        if failed:
+            notes.append(f"- `{path.name}`: {len(failed)} failed job(s) are not in the tables.")
+    intro = [
+        "# Leaderboards",
+        "",
+        "Generated by `dig leaderboard publish` from the CSVs in this folder, which `dig bench` produced. "
+        "Cells are mean ± unbiased std over seeds on the test split (n = number of seeds); ↓ lower is better, "
+        "↑ higher is better. Do not edit by hand.",
+        "",
+        *notes,
+        "",
+    ]
+    md = "\n".join(intro) + markdown_tables(aggregates)
+    return [
+        atomic_write_text(folder / "README.md", md),
+        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards")),
+    ]

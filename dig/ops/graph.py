@@ -1,0 +1,118 @@
+"""Graph structure shared by every op: edges sorted by destination, stored as CSR.
+
+Edge ``e`` goes from ``col[e]`` (source j) to the destination row i with ``rowptr[i] <= e < rowptr[i+1]``.
+Build it once per graph or batch (``CSRGraph.from_edge_index``) and pass it to every layer: the sorted
+order, the per-edge destination and the transposed (source-sorted) order are computed once and cached.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+def _check_index(name: str, index: Tensor, upper: int) -> None:
+    if index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name} must be an int64/int32 index tensor, got {index.dtype}")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= upper):
+        raise IndexError(
+            f"{name} holds indices in [{int(index.min())}, {int(index.max())}] but must lie in [0, {upper}): "
+            "check num_nodes and that edge_index was not built for another graph"
+        )
+
+
+def csr_tensor(rowptr: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """A torch sparse CSR tensor, without torch's "beta" warning (the invariants are ours by construction)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(rowptr, col, values, shape, check_invariants=False)
+
+
+@dataclass(eq=False)
+class CSRGraph:
+    rowptr: Tensor
+    col: Tensor
+    num_src_nodes: int
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_dst_nodes(self) -> int:
+        return self.rowptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.col.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    @classmethod
+    def from_edge_index(
+        cls, edge_index: Tensor, num_nodes: int, num_dst_nodes: int | None = None
+    ) -> tuple[CSRGraph, Tensor]:
+        """Sort ``edge_index`` ([2, E], row 0 = source, row 1 = destination, PyG convention) by destination.
+
+        Returns the graph and ``perm``, the order of the original edges in the graph (edge attributes
+        must be indexed with it: ``edge_attr[perm]``).
+        """
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
+        num_dst = num_nodes if num_dst_nodes is None else num_dst_nodes
+        src, dst = edge_index[0], edge_index[1]
+        _check_index("edge_index[0] (sources)", src, num_nodes)
+        _check_index("edge_index[1] (destinations)", dst, num_dst)
+        dst_sorted, perm = torch.sort(dst.long(), stable=True)
+        rowptr = torch.zeros(num_dst + 1, dtype=torch.long, device=edge_index.device)
+        rowptr[1:] = torch.bincount(dst_sorted, minlength=num_dst).cumsum(0)
+        graph = cls(rowptr, src.long()[perm].contiguous(), num_nodes)
+        graph._cache["row"] = dst_sorted
+        return graph, perm
+
+    @classmethod
+    def from_sorted(cls, row: Tensor, col: Tensor, num_nodes: int) -> CSRGraph:
+        """Build from per-edge destination ``row`` already sorted ascending, and sources ``col``."""
+        _check_index("row", row, num_nodes)
+        _check_index("col", col, num_nodes)
+        if row.numel() > 1 and bool((row[1:] < row[:-1]).any()):
+            raise ValueError("row must be sorted ascending; use CSRGraph.from_edge_index for unsorted edges")
+        rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
+        rowptr[1:] = torch.bincount(row.long(), minlength=num_nodes).cumsum(0)
+        graph = cls(rowptr, col.long().contiguous(), num_nodes)
+        graph._cache["row"] = row.long()
+        return graph
+
+    @property
+    def row(self) -> Tensor:
+        """Destination of every edge (length E, sorted)."""
+        if "row" not in self._cache:
+            counts = self.rowptr.diff()
+            self._cache["row"] = torch.repeat_interleave(torch.arange(self.num_dst_nodes, device=self.device), counts)
+        return self._cache["row"]
+
+    def in_degree(self) -> Tensor:
+        return self.rowptr.diff()
+
+    def edge_index(self) -> Tensor:
+        return torch.stack([self.col, self.row])
+
+    def sum_matrix(self, dtype: torch.dtype) -> Tensor:
+        """Sparse CSR [N_dst, E] of ones: ``sum_matrix @ msg`` sums edge messages into destinations."""
+        key = ("sum_matrix", dtype)
+        if key not in self._cache:
+            ones = torch.ones(self.num_edges, dtype=dtype, device=self.device)
+            cols = torch.arange(self.num_edges, device=self.device)
+            self._cache[key] = csr_tensor(self.rowptr, cols, ones, (self.num_dst_nodes, self.num_edges))
+        return self._cache[key]
+
+    def transposed(self) -> tuple[CSRGraph, Tensor]:
+        """The reversed graph (sorted by source) and the permutation from this edge order to it."""
+        if "transposed" not in self._cache:
+            flipped = torch.stack([self.row, self.col])
+            self._cache["transposed"] = CSRGraph.from_edge_index(
+                flipped, self.num_dst_nodes, num_dst_nodes=self.num_src_nodes
+            )
+        return self._cache["transposed"]

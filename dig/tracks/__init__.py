@@ -1,0 +1,1 @@
+"""Tracks: one folder per benchmark track, each with its own protocol. A track never imports another track."""

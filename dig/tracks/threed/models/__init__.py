@@ -1,0 +1,1 @@
+"""3D molecular models of the track (one file each)."""

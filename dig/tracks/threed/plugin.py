@@ -1,0 +1,37 @@
+"""Registers the 3D track's built-in entries. Declared in dig's own pyproject under the ``dig`` entry-point
+group, exactly as a third-party plugin would be."""
+
+from __future__ import annotations
+
+from dig.plugins import hookimpl
+from dig.registry import Registry
+from dig.tracks.threed.evaluators import mae_per_target
+from dig.tracks.threed.models.mean import build_mean
+from dig.tracks.threed.models.schnet import build_schnet
+from dig.tracks.threed.qm9 import QM9
+from dig.tracks.threed.track import ThreeDTrack
+
+SCHNET_HPARAMS = {
+    "smoke": {"hidden": 32, "filters": 32, "interactions": 2, "num_gaussians": 25, "cutoff": 5.0},
+    "default": {"hidden": 64, "filters": 64, "interactions": 3, "num_gaussians": 50, "cutoff": 5.0},
+    "paper": {"hidden": 128, "filters": 128, "interactions": 6, "num_gaussians": 50, "cutoff": 10.0},
+}
+
+
+@hookimpl
+def dig_register(registry: Registry) -> None:
+    track = ThreeDTrack()
+    registry.add_track("3d", track, summary="3D molecular graphs: property prediction from atoms and coordinates")
+    registry.add_dataset(
+        "qm9", QM9(), track="3d", evaluator="mae",
+        summary="QM9, 130,831 molecules with DFT geometries and 12 targets (offline, from qm9pack)",
+    )
+    registry.add_evaluator(
+        "mae", mae_per_target, track="3d", higher_is_better=False,
+        summary="MAE per target in its unit (meV for energies) and the standardized MAE in %",
+    )
+    registry.add_model("mean", build_mean, track="3d", summary="Predicts the training-set mean of every target")
+    registry.add_model(
+        "schnet", build_schnet, track="3d", hparams=SCHNET_HPARAMS,
+        summary="SchNet: continuous-filter convolutions on interatomic distances (Schütt et al. 2017)",
+    )

@@ -1,0 +1,221 @@
+"""The 3D track's training loop: Adam with a learning-rate schedule, L1 loss on standardized targets,
+model selection on the validation split only, and one evaluation of the test split at the selected epoch."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from dig.errors import TrainingError
+from dig.tracks.base import EpochCallback
+from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, Molecules, TargetSpec, TargetStats
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    lr: float = 5e-4
+    schedule: str = "cosine"  # "cosine": to lr * min_lr_ratio over all steps; "step": * gamma every step_epochs
+    min_lr_ratio: float = 0.02
+    step_epochs: int = 100
+    gamma: float = 0.5
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+
+
+class MoleculeLoader:
+    """Batches of whole molecules gathered from the concatenated arrays (no per-molecule Python objects)."""
+
+    def __init__(
+        self,
+        molecules: Molecules,
+        indices: np.ndarray,
+        target_columns: Sequence[int],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.z = torch.from_numpy(molecules.z.astype(np.int64))
+        self.pos = torch.from_numpy(molecules.pos.astype(np.float32))
+        self.ptr = molecules.ptr
+        self.y = torch.from_numpy(molecules.y[:, list(target_columns)].astype(np.float32))
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.rng = np.random.RandomState(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def batch(self, mol: np.ndarray) -> MoleculeBatch:
+        starts, stops = self.ptr[mol], self.ptr[mol + 1]
+        sizes = stops - starts
+        ptr = np.zeros(len(mol) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum(sizes)
+        atoms = torch.from_numpy(np.repeat(starts - ptr[:-1], sizes) + np.arange(ptr[-1]))
+        return MoleculeBatch(
+            z=self.z[atoms],
+            pos=self.pos[atoms],
+            batch=torch.from_numpy(np.repeat(np.arange(len(mol)), sizes)),
+            ptr=torch.from_numpy(ptr),
+            y=self.y[torch.from_numpy(mol)],
+            num_graphs=len(mol),
+        )
+
+    def __iter__(self) -> Iterator[MoleculeBatch]:
+        order = self.rng.permutation(self.indices) if self.shuffle else self.indices
+        for start in range(0, len(order), self.batch_size):
+            yield self.batch(order[start : start + self.batch_size])
+
+
+def composition(molecules: Molecules, indices: np.ndarray) -> np.ndarray:
+    """[n, MAX_ATOMIC_NUMBER + 1] count of each element in each molecule."""
+    starts, sizes = molecules.ptr[indices], molecules.ptr[indices + 1] - molecules.ptr[indices]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    atoms = np.repeat(starts - offsets, sizes) + np.arange(sizes.sum())
+    rows = np.repeat(np.arange(len(indices)), sizes)
+    width = MAX_ATOMIC_NUMBER + 1
+    flat = np.bincount(rows * width + molecules.z[atoms], minlength=len(indices) * width)
+    return flat.reshape(len(indices), width).astype(np.float64)
+
+
+def target_stats(molecules: Molecules, train: np.ndarray, columns: Sequence[int]) -> tuple[TargetStats, np.ndarray]:
+    """Training-set statistics (see ``TargetStats``) and the per-target loss scale.
+
+    Extensive targets get per-element reference values: the dataset's isolated-atom values where it has them,
+    corrected by a least-squares fit of the training targets on element counts (elements seen in training
+    only, so an element absent from a small training set keeps its physical reference). The loss scale is
+    the standard deviation of what is left after that fit, or of the target itself for intensive targets.
+    """
+    targets = tuple(molecules.targets[c] for c in columns)
+    y = molecules.y[np.ix_(train, list(columns))]
+    counts = composition(molecules, train)
+    atoms = counts.sum(1, keepdims=True)
+    present = np.flatnonzero(counts.sum(0))
+    atomref = np.zeros((MAX_ATOMIC_NUMBER + 1, len(columns)))
+    mean, std, scale = np.zeros(len(columns)), np.ones(len(columns)), np.ones(len(columns))
+    for t, (column, spec) in enumerate(zip(columns, targets, strict=True)):
+        if spec.extensive:
+            if molecules.atomref is not None:
+                atomref[:, t] = np.nan_to_num(molecules.atomref[:, column])
+            remainder = y[:, t] - counts @ atomref[:, t]
+            correction, *_ = np.linalg.lstsq(counts[:, present], remainder, rcond=None)
+            atomref[present, t] += correction
+            residual = remainder - counts[:, present] @ correction
+            per_atom = residual / atoms[:, 0]
+            mean[t], std[t], scale[t] = per_atom.mean(), per_atom.std(), residual.std()
+        else:
+            mean[t], std[t], scale[t] = y[:, t].mean(), y[:, t].std(), y[:, t].std()
+    std[std <= 0] = 1.0
+    scale[scale <= 0] = 1.0
+    stats = TargetStats(
+        targets=targets,
+        mean=torch.tensor(mean),
+        std=torch.tensor(std),
+        atomref=torch.tensor(atomref),
+        y_mean=torch.tensor(y.mean(0)),
+        y_std=torch.tensor(y.std(0)),
+    )
+    return stats, scale
+
+
+def _lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    epoch = step / max(steps_per_epoch, 1)
+    warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs) if config.warmup_epochs > 0 else 1.0
+    if config.schedule == "step":
+        return warm * config.gamma ** int(epoch // config.step_epochs)
+    if config.schedule == "cosine":
+        progress = min(1.0, step / max(1, config.epochs * steps_per_epoch))
+        low = config.min_lr_ratio
+        return warm * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+    raise ValueError(f"unknown schedule {config.schedule!r}; use 'cosine' or 'step'")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: MoleculeLoader) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    preds, refs = [], []
+    for batch in loader:
+        preds.append(model(batch).double())
+        refs.append(batch.y.double())
+    return torch.cat(preds).numpy(), torch.cat(refs).numpy()
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    best_epoch: int
+    train_s: float
+    history: list[dict[str, float]]
+
+
+def fit(
+    model: nn.Module,
+    train: MoleculeLoader,
+    valid: MoleculeLoader,
+    loss_scale: np.ndarray,
+    config: TrainConfig,
+    model_name: str,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``model`` in place; at the end it holds the weights of the epoch with the lowest validation loss."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:  # nothing to train (the mean baseline)
+        return FitResult(0, 0, 0.0, [])
+    scale = torch.tensor(loss_scale, dtype=torch.float32)
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = len(train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(config, s, steps_per_epoch))
+    best_score, best_state, best_epoch, history = math.inf, None, 0, []
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        for step, batch in enumerate(train):
+            loss = ((model(batch) - batch.y).abs() / scale).mean()
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{model_name}: loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning "
+                    f"rate (now {scheduler.get_last_lr()[0]:.2e}) or check the model's output scaling"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * batch.num_graphs
+            count += batch.num_graphs
+        pred, ref = predict(model, valid)
+        score = float((np.abs(pred - ref).mean(0) / loss_scale).mean())
+        if not math.isfinite(score):
+            raise TrainingError(f"{model_name}: validation predictions are not finite at epoch {epoch}")
+        if score < best_score:
+            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        record = {"epoch": epoch, "train_loss": total / max(count, 1), "valid_loss": score}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, config.epochs, record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(config.epochs, best_epoch, time.perf_counter() - start, history)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def target_columns(molecules: Molecules, names: Sequence[str]) -> tuple[list[int], tuple[TargetSpec, ...]]:
+    columns = molecules.target_index(names)
+    return columns, tuple(molecules.targets[c] for c in columns)
+
