@@ -79,8 +79,6 @@ def run_with_submitit(
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     threads = threads_per_worker(workers) if executor.cluster == "local" else 2
     executor.update_parameters(timeout_min=24 * 60, cpus_per_task=threads, name="dig-bench")
-    if executor.cluster == "local":
-        executor.update_parameters(visible_gpus=())
     # A cluster queues everything at once; submitit's local executor starts every job it is given, so feed
     # it ``workers`` at a time.
     wave = max(1, workers) if executor.cluster == "local" else len(jobs)

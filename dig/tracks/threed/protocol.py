@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dig.errors import UnknownNameError
+
 MAX_ATOMIC_NUMBER = 100
 
 
@@ -53,7 +55,7 @@ class Molecules:
         known = [t.name for t in self.targets]
         missing = [n for n in names if n not in known]
         if missing:
-            raise KeyError(f"unknown target(s) {missing}; this dataset has {known}")
+            raise UnknownNameError(f"unknown target(s) {missing}; this dataset has {', '.join(known)}")
         return [known.index(n) for n in names]
 
 

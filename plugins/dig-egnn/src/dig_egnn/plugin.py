@@ -1,0 +1,24 @@
+"""dig plugin hook: registers EGNN as a model of the 3D track."""
+
+from __future__ import annotations
+
+from dig.plugins import hookimpl
+from dig_egnn.model import EGNN
+
+HPARAMS = {
+    "smoke": {"hidden": 32, "layers": 2, "cutoff": 5.0},
+    "default": {"hidden": 64, "layers": 4, "cutoff": 5.0},
+    "paper": {"hidden": 128, "layers": 7, "cutoff": 5.0},
+}
+
+
+def build_egnn(stats, **hparams) -> EGNN:
+    return EGNN(stats, **hparams)
+
+
+@hookimpl
+def dig_register(registry) -> None:
+    registry.add_model(
+        "egnn", build_egnn, track="3d", hparams=HPARAMS,
+        summary="EGNN: E(n)-equivariant message passing (Satorras, Hoogeboom & Welling, ICML 2021)",
+    )

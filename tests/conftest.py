@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dig_cache(tmp_path_factory) -> Path:
+    """One dataset cache for the whole session (built from the real QM9 files on first use)."""
+    path = Path(os.environ.get("DIG_TEST_CACHE_DIR") or tmp_path_factory.mktemp("dig-cache"))
+    os.environ["DIG_CACHE_DIR"] = str(path)
+    return path
+
+
+def make_plugin_dist(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
+    """Write an installed-looking distribution (a dist-info with a ``dig`` entry point plus its module) under
+    ``root``; putting ``root`` on PYTHONPATH makes importlib.metadata find it as it would a pip install."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[dig]\n{entry} = {module}\n")
+    return root
+
+
+def run_dig(*args: str, cwd: Path | None = None, extra_path: Path | None = None, env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    if extra_path is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), environment.get("PYTHONPATH")]))
+    environment.setdefault("COLUMNS", "200")
+    return subprocess.run(
+        [sys.executable, "-m", "dig", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def egnn_installed() -> None:
+    """Install the example plugin with pip, as a third party would (once per environment)."""
+    try:
+        import dig_egnn  # noqa: F401
+    except ImportError:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+             str(ROOT / "plugins" / "dig-egnn")],
+            check=True,
+        )

@@ -1,0 +1,76 @@
+"""3D models: output shape, invariance to rotations and translations, gradient flow, the mean baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+from dig.tracks.threed.models.mean import build_mean
+from dig.tracks.threed.models.schnet import build_schnet
+from dig.tracks.threed.qm9 import QM9
+from dig.tracks.threed.train import MoleculeLoader, target_columns, target_stats
+
+
+@pytest.fixture(scope="module")
+def setup():
+    molecules = QM9().load()
+    split = QM9().split("smoke", len(molecules))
+    columns, _ = target_columns(molecules, ["U0", "homo"])
+    stats, loss_scale = target_stats(molecules, split["train"], columns)
+    batch = MoleculeLoader(molecules, split["valid"][:8], columns, batch_size=8).batch(split["valid"][:8])
+    return stats, batch, molecules, split, columns, torch.tensor(loss_scale, dtype=torch.float32)
+
+
+def _random_rotation(seed=0):
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
+    return q
+
+
+def _models(stats):
+    yield "schnet", build_schnet(stats, hidden=16, filters=16, interactions=2, num_gaussians=10, cutoff=5.0)
+    try:
+        from dig_egnn.plugin import build_egnn
+    except ImportError:
+        return
+    yield "egnn", build_egnn(stats, hidden=16, layers=2, cutoff=5.0)
+
+
+def test_shape_and_invariance(setup):
+    stats, batch, *_ = setup
+    torch.manual_seed(0)
+    for name, model in _models(stats):
+        model.eval()
+        out = model(batch)
+        assert out.shape == (8, 2), name
+        moved = batch.to("cpu")
+        moved.pos = batch.pos @ _random_rotation().T + torch.tensor([1.0, -2.0, 3.0])
+        torch.testing.assert_close(model(moved), out, atol=2e-3, rtol=1e-5, msg=name)
+
+
+def test_gradients_reach_every_parameter(setup):
+    stats, batch, *_ = setup
+    for name, model in _models(stats):
+        model(batch).sum().backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing, f"{name}: {missing}"
+
+
+def test_schnet_overfits_a_few_molecules(setup):
+    stats, batch, *_, scale = setup
+    torch.manual_seed(0)
+    model = build_schnet(stats, hidden=32, filters=32, interactions=2, num_gaussians=20, cutoff=5.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(200):
+        loss = ((model(batch) - batch.y).abs() / scale).mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.15 * first, (first, loss.item())
+
+
+def test_mean_baseline_predicts_the_training_mean(setup):
+    stats, batch, molecules, split, columns, _ = setup
+    out = build_mean(stats)(batch)
+    expected = molecules.y[np.ix_(split["train"], columns)].mean(0)
+    np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(expected, (8, 2)), rtol=1e-6)

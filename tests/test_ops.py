@@ -1,0 +1,85 @@
+"""dig.ops on the CPU torch path: against plain references, gradients, input validation."""
+
+import pytest
+import torch
+
+from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, segment_sum
+
+
+def _graph(num_nodes=6, num_edges=15, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=g)
+    return edge_index, *CSRGraph.from_edge_index(edge_index, num_nodes)
+
+
+def test_csr_from_edge_index_sorts_by_destination_and_keeps_isolated_nodes():
+    edge_index = torch.tensor([[0, 2, 1, 2], [3, 0, 3, 0]])  # node 1, 2 receive nothing, 4 is isolated
+    graph, perm = CSRGraph.from_edge_index(edge_index, num_nodes=5)
+    assert graph.rowptr.tolist() == [0, 2, 2, 2, 4, 4]
+    assert graph.row.tolist() == [0, 0, 3, 3]
+    assert torch.equal(graph.col, edge_index[0][perm])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weight_shape", ["vector", "scalar", "column"])
+def test_gather_mul_scatter_matches_index_add(dtype, weight_shape):
+    edge_index, graph, perm = _graph()
+    x = torch.randn(6, 5, dtype=dtype)
+    w = {"vector": torch.randn(15, 5), "scalar": torch.randn(15), "column": torch.randn(15, 1)}[weight_shape].to(dtype)
+    expected = torch.zeros(6, 5, dtype=dtype).index_add_(0, edge_index[1], x[edge_index[0]] * (w if w.dim() == 2 else w[:, None]))
+    out = gather_mul_scatter(x, w[perm], graph)
+    torch.testing.assert_close(out, expected)
+
+
+def test_gather_mul_scatter_gradients():
+    _, graph, _ = _graph()
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    for w in (torch.randn(15, 3, dtype=torch.float64), torch.randn(15, dtype=torch.float64)):
+        w.requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda a, b: gather_mul_scatter(a, b, graph), (x, w))
+
+
+def test_gather_mul_scatter_noncontiguous_input():
+    _, graph, _ = _graph()
+    x = torch.randn(5, 6).t()  # [6, 5], not contiguous
+    w = torch.randn(5, 15).t()
+    torch.testing.assert_close(gather_mul_scatter(x, w, graph), gather_mul_scatter(x.contiguous(), w.contiguous(), graph))
+
+
+def test_segment_sum_with_empty_segments_and_gradient():
+    src = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
+    ptr = torch.tensor([0, 2, 2, 5, 5])
+    out = segment_sum(src, ptr)
+    torch.testing.assert_close(out, torch.stack([src[:2].sum(0), src[:0].sum(0), src[2:].sum(0), src[:0].sum(0)]))
+    assert torch.autograd.gradcheck(lambda s: segment_sum(s, ptr), (src,))
+
+
+def test_validation_messages():
+    _, graph, _ = _graph()
+    with pytest.raises(IndexError, match=r"must lie in \[0, 3\)"):
+        CSRGraph.from_edge_index(torch.tensor([[0, 5], [1, 2]]), num_nodes=3)
+    with pytest.raises(ValueError, match="rows but the graph has 6 source nodes"):
+        gather_mul_scatter(torch.randn(4, 2), torch.randn(15, 2), graph)
+    with pytest.raises(ValueError, match="graph has 15 edges"):
+        gather_mul_scatter(torch.randn(6, 2), torch.randn(3, 2), graph)
+    with pytest.raises(TypeError, match="floating-point"):
+        gather_mul_scatter(torch.ones(6, 2, dtype=torch.long), torch.randn(15, 2), graph)
+    with pytest.raises(ValueError, match="end at len"):
+        segment_sum(torch.randn(4, 2), torch.tensor([0, 2, 3]))
+
+
+def test_radius_graph_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    sizes = [1, 4, 7, 3]
+    pos = torch.randn(sum(sizes), 3, generator=g) * 2
+    ptr = torch.tensor([0, *torch.tensor(sizes).cumsum(0).tolist()])
+    graph, distance = radius_graph(pos, ptr, cutoff=2.5)
+    expected = set()
+    for b in range(len(sizes)):
+        for i in range(int(ptr[b]), int(ptr[b + 1])):
+            for j in range(int(ptr[b]), int(ptr[b + 1])):
+                if i != j and (pos[i] - pos[j]).norm() < 2.5:
+                    expected.add((i, j))
+    assert set(zip(graph.row.tolist(), graph.col.tolist(), strict=True)) == expected
+    assert graph.num_edges == len(expected)
+    torch.testing.assert_close(distance, (pos[graph.row] - pos[graph.col]).norm(dim=-1))
