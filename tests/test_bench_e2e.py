@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import make_plugin_dist, run_dig
+
 from dig.runner.records import COLUMNS
 
 SMOKE = ("bench", "--track", "3d", "--budget", "smoke", "--quiet")

@@ -3,8 +3,8 @@
 import csv
 
 import pytest
-
 from conftest import run_dig
+
 from dig.leaderboard import aggregate, compare, parse_tolerances, publish, read_rows
 from dig.runner.records import COLUMNS, rows_to_csv
 

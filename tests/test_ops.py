@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, segment_sum
+from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, segment
 
 
 def _graph(num_nodes=6, num_edges=15, seed=0):
@@ -27,7 +27,7 @@ def test_gather_mul_scatter_matches_index_add(dtype, weight_shape):
     x = torch.randn(6, 5, dtype=dtype)
     w = {"vector": torch.randn(15, 5), "scalar": torch.randn(15), "column": torch.randn(15, 1)}[weight_shape].to(dtype)
     expected = torch.zeros(6, 5, dtype=dtype).index_add_(0, edge_index[1], x[edge_index[0]] * (w if w.dim() == 2 else w[:, None]))
-    out = gather_mul_scatter(x, w[perm], graph)
+    out = gather_mul_scatter(graph, x, w[perm])
     torch.testing.assert_close(out, expected)
 
 
@@ -36,22 +36,22 @@ def test_gather_mul_scatter_gradients():
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     for w in (torch.randn(15, 3, dtype=torch.float64), torch.randn(15, dtype=torch.float64)):
         w.requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda a, b: gather_mul_scatter(a, b, graph), (x, w))
+        assert torch.autograd.gradcheck(lambda a, b: gather_mul_scatter(graph, a, b), (x, w))
 
 
 def test_gather_mul_scatter_noncontiguous_input():
     _, graph, _ = _graph()
     x = torch.randn(5, 6).t()  # [6, 5], not contiguous
     w = torch.randn(5, 15).t()
-    torch.testing.assert_close(gather_mul_scatter(x, w, graph), gather_mul_scatter(x.contiguous(), w.contiguous(), graph))
+    torch.testing.assert_close(gather_mul_scatter(graph, x, w), gather_mul_scatter(graph, x.contiguous(), w.contiguous()))
 
 
 def test_segment_sum_with_empty_segments_and_gradient():
     src = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
     ptr = torch.tensor([0, 2, 2, 5, 5])
-    out = segment_sum(src, ptr)
+    out = segment(src, ptr)
     torch.testing.assert_close(out, torch.stack([src[:2].sum(0), src[:0].sum(0), src[2:].sum(0), src[:0].sum(0)]))
-    assert torch.autograd.gradcheck(lambda s: segment_sum(s, ptr), (src,))
+    assert torch.autograd.gradcheck(lambda s: segment(s, ptr), (src,))
 
 
 def test_validation_messages():
@@ -59,13 +59,13 @@ def test_validation_messages():
     with pytest.raises(IndexError, match=r"must lie in \[0, 3\)"):
         CSRGraph.from_edge_index(torch.tensor([[0, 5], [1, 2]]), num_nodes=3)
     with pytest.raises(ValueError, match="rows but the graph has 6 source nodes"):
-        gather_mul_scatter(torch.randn(4, 2), torch.randn(15, 2), graph)
+        gather_mul_scatter(graph, torch.randn(4, 2), torch.randn(15, 2))
     with pytest.raises(ValueError, match="graph has 15 edges"):
-        gather_mul_scatter(torch.randn(6, 2), torch.randn(3, 2), graph)
+        gather_mul_scatter(graph, torch.randn(6, 2), torch.randn(3, 2))
     with pytest.raises(TypeError, match="floating-point"):
-        gather_mul_scatter(torch.ones(6, 2, dtype=torch.long), torch.randn(15, 2), graph)
+        gather_mul_scatter(graph, torch.ones(6, 2, dtype=torch.long), torch.randn(15, 2))
     with pytest.raises(ValueError, match="end at len"):
-        segment_sum(torch.randn(4, 2), torch.tensor([0, 2, 3]))
+        segment(torch.randn(4, 2), torch.tensor([0, 2, 3]))
 
 
 def test_radius_graph_matches_brute_force():

@@ -1,7 +1,11 @@
-"""Message-passing primitives with autograd. One public function per op."""
+"""Message-passing primitives with autograd, one public function per op.
 
+Each dispatches to a Triton kernel when its tensors are on CUDA and Triton imports, and to the fastest torch
+path on CPU (a sparse CSR product where one applies). Triton is optional.
+"""
+
+from dig.ops.functional import edge_softmax, gather_mul_scatter, scatter, segment, spmm
 from dig.ops.graph import CSRGraph
 from dig.ops.radius import radius_graph
-from dig.ops.segment import gather_mul_scatter, segment_sum
 
-__all__ = ["CSRGraph", "gather_mul_scatter", "radius_graph", "segment_sum"]
+__all__ = ["CSRGraph", "edge_softmax", "gather_mul_scatter", "radius_graph", "scatter", "segment", "spmm"]

@@ -7,11 +7,12 @@ order, the per-edge destination and the transposed (source-sorted) order are com
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from dig.ops._torch import csr_tensor, edge_rows, transpose
 
 
 def _check_index(name: str, index: Tensor, upper: int) -> None:
@@ -22,13 +23,6 @@ def _check_index(name: str, index: Tensor, upper: int) -> None:
             f"{name} holds indices in [{int(index.min())}, {int(index.max())}] but must lie in [0, {upper}): "
             "check num_nodes and that edge_index was not built for another graph"
         )
-
-
-def csr_tensor(rowptr: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    """A torch sparse CSR tensor, without torch's "beta" warning (the invariants are ours by construction)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(rowptr, col, values, shape, check_invariants=False)
 
 
 @dataclass(eq=False)
@@ -89,8 +83,7 @@ class CSRGraph:
     def row(self) -> Tensor:
         """Destination of every edge (length E, sorted)."""
         if "row" not in self._cache:
-            counts = self.rowptr.diff()
-            self._cache["row"] = torch.repeat_interleave(torch.arange(self.num_dst_nodes, device=self.device), counts)
+            self._cache["row"] = edge_rows(self.rowptr, self.num_edges)
         return self._cache["row"]
 
     def in_degree(self) -> Tensor:
@@ -108,11 +101,8 @@ class CSRGraph:
             self._cache[key] = csr_tensor(self.rowptr, cols, ones, (self.num_dst_nodes, self.num_edges))
         return self._cache[key]
 
-    def transposed(self) -> tuple[CSRGraph, Tensor]:
-        """The reversed graph (sorted by source) and the permutation from this edge order to it."""
+    def transposed(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Source-sorted view, cached: (colptr [N_src+1], destination of each edge, edge permutation)."""
         if "transposed" not in self._cache:
-            flipped = torch.stack([self.row, self.col])
-            self._cache["transposed"] = CSRGraph.from_edge_index(
-                flipped, self.num_dst_nodes, num_dst_nodes=self.num_src_nodes
-            )
+            self._cache["transposed"] = transpose(self.rowptr, self.col, self.num_src_nodes)
         return self._cache["transposed"]

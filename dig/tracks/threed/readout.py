@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dig.ops import segment_sum
+from dig.ops import segment
 from dig.tracks.threed.protocol import MoleculeBatch, TargetStats
 
 
@@ -29,6 +29,6 @@ class AtomwiseReadout(nn.Module):
 
     def forward(self, atom_out: Tensor, batch: MoleculeBatch) -> Tensor:
         scaled = atom_out * self.std + self.mean + self.atomref[batch.z]
-        summed = segment_sum(scaled, batch.ptr)
+        summed = segment(scaled, batch.ptr)
         counts = batch.ptr.diff().clamp(min=1).unsqueeze(-1).to(summed.dtype)
         return torch.where(self.extensive, summed, summed / counts)  # atomref is zero for intensive targets

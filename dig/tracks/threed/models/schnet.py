@@ -41,7 +41,7 @@ class InteractionBlock(nn.Module):
 
     def forward(self, h: Tensor, graph: CSRGraph, rbf: Tensor, distance: Tensor) -> Tensor:
         filters = self.filter_net(rbf) * self.cutoff(distance).unsqueeze(-1)
-        message = gather_mul_scatter(self.lin_in(h), filters, graph)
+        message = gather_mul_scatter(graph, self.lin_in(h), filters)
         return self.lin_out(self.act(self.lin_mid(message)))
 
 

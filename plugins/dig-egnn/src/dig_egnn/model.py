@@ -9,7 +9,7 @@ Equivariant graph convolutional layer (EGCL), edges j -> i within the cutoff:
 
 For QM9 the paper keeps the coordinates fixed (invariant features only), 7 layers, 128 hidden, SiLU. The first
 layer of phi_e is applied to node projections (W_a h_i + W_b h_j + w_d d^2) so no [E, 2H+1] concatenation is
-built; sums over neighbours run on ``dig.ops.segment_sum`` over the destination-sorted graph.
+built; sums over neighbours run on ``dig.ops.segment`` over the destination-sorted graph.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dig.ops import CSRGraph, radius_graph, segment_sum
+from dig.ops import CSRGraph, radius_graph, segment
 from dig.tracks.threed import MAX_ATOMIC_NUMBER, AtomwiseReadout, MoleculeBatch, TargetStats
 
 
@@ -40,10 +40,10 @@ class EquivariantLayer(nn.Module):
         dist2 = diff.pow(2).sum(-1, keepdim=True)
         pre = self.dst_proj(h)[row] + self.src_proj(h)[col] + self.dist_proj(dist2)
         message = self.edge_mlp(pre)
-        aggregated = segment_sum(message * self.gate(message), graph.rowptr)
+        aggregated = segment(message * self.gate(message), graph.rowptr)
         if self.coord_mlp is not None:
             degree = graph.in_degree().clamp(min=1).unsqueeze(-1).to(pos.dtype)
-            pos = pos + segment_sum(diff * self.coord_mlp(message), graph.rowptr) / degree
+            pos = pos + segment(diff * self.coord_mlp(message), graph.rowptr) / degree
         return h + self.node_mlp(torch.cat([h, aggregated], dim=-1)), pos
 
 
