@@ -1,0 +1,153 @@
+"""Graph convolution layers from the seed lecture, on ``dig.ops``. Parameters are laid out like their PyG
+counterparts (same names and shapes), so the same weights give the same outputs.
+
+Every layer takes node features and a ``CSRGraph`` (edges j -> i sorted by destination). Build the graph once
+per graph or batch; normalised structures (GCN weights, self loops) are cached on it and reused by every
+layer and every forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dig.ops import CSRGraph, edge_softmax, spmm
+
+
+def with_self_loops(graph: CSRGraph) -> CSRGraph:
+    """The graph plus one self loop per node (cached): Ã = A + I."""
+    key = "with_self_loops"
+    if key not in graph._cache:
+        n = graph.num_dst_nodes
+        if graph.num_src_nodes != n:
+            raise ValueError("self loops need a square graph (as many source as destination nodes)")
+        loops = torch.arange(n, device=graph.device)
+        edge_index = torch.stack([torch.cat([graph.col, loops]), torch.cat([graph.row, loops])])
+        graph._cache[key], _ = CSRGraph.from_edge_index(edge_index, n)
+    return graph._cache[key]
+
+
+def gcn_norm(graph: CSRGraph, add_self_loops: bool = True) -> tuple[CSRGraph, Tensor]:
+    """Symmetric normalisation of Kipf & Welling (2017): Â = D̃^{-1/2} Ã D̃^{-1/2}, with D̃ the in-degree of
+    Ã (destination side, as PyG). Returns the graph Â lives on and its edge weights; cached on ``graph``."""
+    key = ("gcn_norm", add_self_loops)
+    if key not in graph._cache:
+        target = with_self_loops(graph) if add_self_loops else graph
+        degree = target.in_degree().to(torch.get_default_dtype())
+        inv_sqrt = degree.pow(-0.5).masked_fill_(degree == 0, 0.0)
+        weight = inv_sqrt[target.col] * inv_sqrt[target.row]
+        graph._cache[key] = (target, weight)
+    return graph._cache[key]
+
+
+class GCNConv(nn.Module):
+    """GCN layer (Kipf & Welling, ICLR 2017): X' = Â X W + b."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, add_self_loops: bool = True) -> None:
+        super().__init__()
+        self.add_self_loops = add_self_loops
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.xavier_uniform_(self.lin.weight)
+
+    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        target, weight = gcn_norm(graph, self.add_self_loops)
+        out = spmm(target, self.lin(x), weight.to(x.dtype))
+        return out + self.bias if self.bias is not None else out
+
+
+class SGConv(nn.Module):
+    """Simplified graph convolution (Wu et al., ICML 2019): X' = Â^K X W + b. The K-hop propagation has no
+    parameters; with ``cached=True`` it is computed on the first call and reused (transductive training, as
+    PyG's ``cached``); call ``reset_cache()`` when the graph or features change."""
+
+    def __init__(self, in_channels: int, out_channels: int, K: int = 2, bias: bool = True, cached: bool = False) -> None:
+        super().__init__()
+        self.K, self.cached = K, cached
+        self.lin = nn.Linear(in_channels, out_channels, bias=bias)
+        self._propagated: Tensor | None = None
+
+    def reset_cache(self) -> None:
+        self._propagated = None
+
+    def propagate(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        """Â^K X."""
+        target, weight = gcn_norm(graph, True)
+        weight = weight.to(x.dtype)
+        for _ in range(self.K):
+            x = spmm(target, x, weight)
+        return x
+
+    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        if self._propagated is None or not self.cached:
+            features = self.propagate(x, graph)
+            if self.cached:
+                self._propagated = features.detach()
+        else:
+            features = self._propagated
+        return self.lin(features)
+
+
+class GINConv(nn.Module):
+    """Graph isomorphism network layer (Xu et al., ICLR 2019): h_i' = MLP((1 + eps) h_i + sum_j h_j)."""
+
+    def __init__(self, mlp: nn.Module, eps: float = 0.0, train_eps: bool = False) -> None:
+        super().__init__()
+        self.nn = mlp
+        if train_eps:
+            self.eps = nn.Parameter(torch.tensor([float(eps)]))
+        else:
+            self.register_buffer("eps", torch.tensor([float(eps)]))
+
+    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        return self.nn((1 + self.eps) * x[: graph.num_dst_nodes] + spmm(graph, x))
+
+
+class SAGEConv(nn.Module):
+    """GraphSAGE layer (Hamilton et al., NeurIPS 2017): h_i' = W_l aggr_{j in N(i)} h_j + W_r h_i, with aggr
+    mean or max. Works on bipartite sampled blocks: destination nodes are the first rows of ``x``."""
+
+    def __init__(self, in_channels: int, out_channels: int, aggr: str = "mean", bias: bool = True) -> None:
+        super().__init__()
+        if aggr not in ("mean", "max"):
+            raise ValueError(f"SAGEConv aggr must be 'mean' or 'max', got {aggr!r}")
+        self.aggr = aggr
+        self.lin_l = nn.Linear(in_channels, out_channels, bias=bias)
+        self.lin_r = nn.Linear(in_channels, out_channels, bias=False)
+
+    def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
+        aggregated = spmm(graph, x, edge_weight, reduce="sum" if edge_weight is not None else self.aggr)
+        return self.lin_l(aggregated) + self.lin_r(x[: graph.num_dst_nodes])
+
+
+class GATConv(nn.Module):
+    """Graph attention layer (Veličković et al., ICLR 2018), multi-head:
+
+        alpha_ij = softmax_j(LeakyReLU(a_src . W h_j + a_dst . W h_i)),   h_i' = ||_heads sum_j alpha_ij W h_j
+
+    (concatenated heads, or their mean with ``concat=False``). Self loops are added as in PyG."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, heads: int = 1, concat: bool = True,
+        negative_slope: float = 0.2, add_self_loops: bool = True, bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.heads, self.out_channels, self.concat = heads, out_channels, concat
+        self.negative_slope, self.add_self_loops = negative_slope, add_self_loops
+        self.lin = nn.Linear(in_channels, heads * out_channels, bias=False)
+        self.att_src = nn.Parameter(torch.empty(1, heads, out_channels))
+        self.att_dst = nn.Parameter(torch.empty(1, heads, out_channels))
+        self.bias = nn.Parameter(torch.zeros(heads * out_channels if concat else out_channels)) if bias else None
+        for parameter in (self.lin.weight, self.att_src, self.att_dst):
+            nn.init.xavier_uniform_(parameter)
+
+    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        target = with_self_loops(graph) if self.add_self_loops else graph
+        h = self.lin(x).view(-1, self.heads, self.out_channels)
+        score_src = (h * self.att_src).sum(-1)
+        score_dst = (h * self.att_dst).sum(-1)
+        scores = score_src.index_select(0, target.col) + score_dst.index_select(0, target.row)
+        alpha = edge_softmax(target, nn.functional.leaky_relu(scores, self.negative_slope))
+        out = torch.stack([spmm(target, h[:, k], alpha[:, k].contiguous()) for k in range(self.heads)], dim=1)
+        out = out.reshape(-1, self.heads * self.out_channels) if self.concat else out.mean(dim=1)
+        return out + self.bias if self.bias is not None else out
