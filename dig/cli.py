@@ -22,8 +22,9 @@ from dig.registry import KINDS
 from dig.runner import BenchSpec, Job, run_bench
 from dig.runner import Progress as RunnerProgress
 
-console = Console()
-errors = Console(stderr=True)
+# Wide tables when the output is a file or pipe (rich would otherwise squeeze them into 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _csv_list(text: str | None) -> list[str] | None:

