@@ -83,3 +83,23 @@ def test_radius_graph_matches_brute_force():
     assert set(zip(graph.row.tolist(), graph.col.tolist(), strict=True)) == expected
     assert graph.num_edges == len(expected)
     torch.testing.assert_close(distance, (pos[graph.row] - pos[graph.col]).norm(dim=-1))
+
+
+def test_triplets_match_brute_force():
+    from dig.ops import triplets
+
+    g = torch.Generator().manual_seed(4)
+    sizes = [3, 5, 1, 6]
+    pos = torch.randn(sum(sizes), 3, generator=g) * 1.5
+    ptr = torch.tensor([0, *torch.tensor(sizes).cumsum(0).tolist()])
+    graph, _ = radius_graph(pos, ptr, cutoff=2.2)
+    found = triplets(graph)
+    edges = list(zip(graph.col.tolist(), graph.row.tolist(), strict=True))  # (source, destination)
+    expected = {
+        (a, b) for a, (k, j) in enumerate(edges) for b, (j2, i) in enumerate(edges) if j2 == j and k != i
+    }
+    got = set(zip(found.edge_kj.tolist(), found.edge_ji.tolist(), strict=True))
+    assert got == expected and len(found) == len(expected)
+    assert torch.equal(found.j, graph.row[found.edge_kj]) and torch.equal(found.k, graph.col[found.edge_kj])
+    assert torch.equal(found.i, graph.row[found.edge_ji]) and bool((found.k != found.i).all())
+    assert bool((found.edge_ji.diff() >= 0).all())

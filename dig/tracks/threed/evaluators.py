@@ -27,3 +27,19 @@ def mae_per_target(predictions: np.ndarray, references: np.ndarray, targets: Seq
     if len(references) > 1 and np.all(std > 0):
         out["std_mae_pct"] = float(100.0 * np.mean(mae / std))
     return out
+
+
+_FORCE_REPORT = {"eV/A": ("meVA", 1000.0), "kcal/mol/A": ("kcalmolA", 1.0)}
+
+
+def force_mae(predictions: np.ndarray, references: np.ndarray, unit: str) -> dict[str, float]:
+    """Force MAE over all atoms and Cartesian components, in the report unit (meV/Å for eV/Å data):
+    forces_mae = mean_{a, c} |F_hat_ac - F_ac|."""
+    predictions = np.asarray(predictions, dtype=np.float64)
+    references = np.asarray(references, dtype=np.float64)
+    if predictions.shape != references.shape or predictions.ndim != 2 or predictions.shape[1] != 3:
+        raise ValueError(f"forces must both be [atoms, 3], got {predictions.shape} and {references.shape}")
+    if unit not in _FORCE_REPORT:
+        raise ValueError(f"unknown force unit {unit!r}; known: {', '.join(_FORCE_REPORT)}")
+    name, scale = _FORCE_REPORT[unit]
+    return {f"forces_mae_{name}": float(np.abs(predictions - references).mean() * scale)}

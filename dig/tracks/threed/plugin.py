@@ -6,6 +6,7 @@ from __future__ import annotations
 from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.threed.evaluators import mae_per_target
+from dig.tracks.threed.md import MD17, MD17_MOLECULES, XTBDynamics
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
 from dig.tracks.threed.qm9 import QM9
@@ -17,6 +18,13 @@ SCHNET_HPARAMS = {
     "paper": {"hidden": 128, "filters": 128, "interactions": 6, "num_gaussians": 50, "cutoff": 10.0},
 }
 
+# Energy-and-force training (loss = L(E) + rho * L(F)); DIG's MD17 protocol uses rho = 100.
+FORCE_TRAINING = {
+    "smoke": {"forces_weight": 100.0},
+    "default": {"forces_weight": 100.0, "epochs": 60, "lr": 1e-3},
+    "paper": {"forces_weight": 100.0, "epochs": 1000, "lr": 5e-4},
+}
+
 
 @hookimpl
 def dig_register(registry: Registry) -> None:
@@ -26,6 +34,15 @@ def dig_register(registry: Registry) -> None:
         "qm9", QM9(), track="3d", evaluator="mae",
         summary="QM9, 130,831 molecules with DFT geometries and 12 targets (offline, from qm9pack)",
     )
+    for molecule in MD17_MOLECULES:
+        registry.add_dataset(
+            f"xtb-{molecule}", XTBDynamics(molecule), track="3d", evaluator="mae", train=FORCE_TRAINING,
+            summary=f"{molecule}: GFN2-xTB energies and forces along 500 K Langevin dynamics (built offline)",
+        )
+        registry.add_dataset(
+            f"md17-{molecule}", MD17(molecule), track="3d", evaluator="mae", train=FORCE_TRAINING,
+            summary=f"MD17 {molecule} from its canonical .npz (dig data prepare md17-{molecule} --from FILE)",
+        )
     registry.add_evaluator(
         "mae", mae_per_target, track="3d", higher_is_better=False,
         summary="MAE per target in its unit (meV for energies) and the standardized MAE in %",

@@ -47,6 +47,8 @@ class Molecules:
     targets: tuple[TargetSpec, ...]
     ids: np.ndarray  # [M] source ids
     atomref: np.ndarray | None = None  # [MAX_ATOMIC_NUMBER + 1, T] isolated-atom values, NaN where unknown
+    forces: np.ndarray | None = None  # [A, 3] forces on the atoms, -dE/dpos of the first target
+    forces_unit: str = ""
 
     def __len__(self) -> int:
         return len(self.ptr) - 1

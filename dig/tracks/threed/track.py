@@ -13,6 +13,7 @@ import torch
 from dig.errors import DigError
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit
+from dig.tracks.threed.evaluators import force_mae
 from dig.tracks.threed.train import (
     MoleculeLoader,
     TrainConfig,
@@ -53,7 +54,8 @@ class ThreeDTrack:
             raise DigError(f"unknown budget {budget!r}; use one of {', '.join(TRAIN_CONFIGS)}")
         molecules = dataset.obj.load()
         split = dataset.obj.split(budget, len(molecules))
-        train = replace(TRAIN_CONFIGS[budget], **_per_budget(model.meta, "train", budget))
+        overrides = {**_per_budget(dataset.meta, "train", budget), **_per_budget(model.meta, "train", budget)}
+        train = replace(TRAIN_CONFIGS[budget], **overrides)
         return {
             "budget": budget,
             "targets": self._targets(dataset, options),
@@ -94,9 +96,13 @@ class ThreeDTrack:
 
         start = time.perf_counter()
         metrics: list[Metric] = []
+        with_forces = train_config.forces_weight > 0
         for part in ("valid", "test"):  # the test split is read once, at the selected epoch
-            pred, ref = predict(net, loaders[part])
-            for name, value in evaluator.obj(pred, ref, targets).items():
+            pred, ref = predict(net, loaders[part], with_forces)
+            values = dict(evaluator.obj(pred.y, ref.y, targets))
+            if with_forces:
+                values.update(force_mae(pred.forces, ref.forces, molecules.forces_unit))
+            for name, value in values.items():
                 metrics.append(Metric(part, name, float(value), metric_unit(name), evaluator.meta.get("higher_is_better", False)))
         eval_s = time.perf_counter() - start
         return JobOutcome(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from dig.errors import TrainingError
 from dig.tracks.base import EpochCallback
@@ -31,6 +31,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 10.0
+    forces_weight: float = 0.0  # rho in L(E) + rho * L(F); > 0 trains on forces = -dE/dpos (datasets with forces)
 
 
 class MoleculeLoader:
@@ -49,6 +50,7 @@ class MoleculeLoader:
         self.pos = torch.from_numpy(molecules.pos.astype(np.float32))
         self.ptr = molecules.ptr
         self.y = torch.from_numpy(molecules.y[:, list(target_columns)].astype(np.float32))
+        self.forces = None if molecules.forces is None else torch.from_numpy(molecules.forces.astype(np.float32))
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -70,6 +72,7 @@ class MoleculeLoader:
             ptr=torch.from_numpy(ptr),
             y=self.y[torch.from_numpy(mol)],
             num_graphs=len(mol),
+            forces=None if self.forces is None else self.forces[atoms],
         )
 
     def __iter__(self) -> Iterator[MoleculeBatch]:
@@ -141,14 +144,42 @@ def _lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     raise ValueError(f"unknown schedule {config.schedule!r}; use 'cosine' or 'step'")
 
 
-@torch.no_grad()
-def predict(model: nn.Module, loader: MoleculeLoader) -> tuple[np.ndarray, np.ndarray]:
+def energy_and_forces(model: nn.Module, batch: MoleculeBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
+    """Predictions [B, T] and forces F = -dE/dpos [A, 3] of the first target (the energy), by autograd."""
+    pos = batch.pos.detach().requires_grad_(True)
+    batch = MoleculeBatch(**{**batch.__dict__, "pos": pos})
+    with torch.enable_grad():
+        out = model(batch)
+        grad = None
+        if out.requires_grad:
+            (grad,) = torch.autograd.grad(out[:, 0].sum(), pos, create_graph=create_graph, allow_unused=True)
+    if grad is None:  # a model that ignores positions (the mean baseline) predicts zero forces
+        grad = torch.zeros_like(pos)
+    return out, -grad
+
+
+@dataclass
+class Predictions:
+    y: np.ndarray  # [n, T]
+    forces: np.ndarray | None = None  # [A, 3]
+
+
+def predict(model: nn.Module, loader: MoleculeLoader, with_forces: bool = False) -> tuple[Predictions, Predictions]:
+    """Model predictions and references for every molecule of ``loader`` (forces too when asked)."""
     model.eval()
-    preds, refs = [], []
+    preds, refs, pred_f, ref_f = [], [], [], []
     for batch in loader:
-        preds.append(model(batch).double())
+        if with_forces:
+            out, forces = energy_and_forces(model, batch, create_graph=False)
+            pred_f.append(forces.detach().double())
+            ref_f.append(batch.forces.double())
+        else:
+            with torch.no_grad():
+                out = model(batch)
+        preds.append(out.detach().double())
         refs.append(batch.y.double())
-    return torch.cat(preds).numpy(), torch.cat(refs).numpy()
+    cat = lambda parts: torch.cat(parts).numpy() if parts else None  # noqa: E731
+    return Predictions(cat(preds), cat(pred_f)), Predictions(cat(refs), cat(ref_f))
 
 
 @dataclass
@@ -173,6 +204,11 @@ def fit(
     if not params:  # nothing to train (the mean baseline)
         return FitResult(0, 0, 0.0, [])
     scale = torch.tensor(loss_scale, dtype=torch.float32)
+    with_forces = config.forces_weight > 0
+    if with_forces and train.forces is None:
+        raise TrainingError(f"{model_name}: forces_weight > 0 but the dataset has no forces")
+    # forces are scaled like the energy (per atom), so rho keeps its published meaning
+    force_scale = float(loss_scale[0])
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = len(train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(config, s, steps_per_epoch))
@@ -182,7 +218,12 @@ def fit(
         model.train()
         total, count = 0.0, 0
         for step, batch in enumerate(train):
-            loss = ((model(batch) - batch.y).abs() / scale).mean()
+            if with_forces:
+                out, forces = energy_and_forces(model, batch, create_graph=True)
+                loss = ((out - batch.y).abs() / scale).mean()
+                loss = loss + config.forces_weight * (forces - batch.forces).abs().mean() / force_scale
+            else:
+                loss = ((model(batch) - batch.y).abs() / scale).mean()
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"{model_name}: loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning "
@@ -196,8 +237,10 @@ def fit(
             scheduler.step()
             total += loss.item() * batch.num_graphs
             count += batch.num_graphs
-        pred, ref = predict(model, valid)
-        score = float((np.abs(pred - ref).mean(0) / loss_scale).mean())
+        pred, ref = predict(model, valid, with_forces)
+        score = float((np.abs(pred.y - ref.y).mean(0) / loss_scale).mean())
+        if with_forces:
+            score += config.forces_weight * float(np.abs(pred.forces - ref.forces).mean()) / force_scale
         if not math.isfinite(score):
             raise TrainingError(f"{model_name}: validation predictions are not finite at epoch {epoch}")
         if score < best_score:
