@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
 from dig.tracks.threed.qm9 import QM9
@@ -27,6 +28,8 @@ def _random_rotation(seed=0):
 
 def _models(stats):
     yield "schnet", build_schnet(stats, hidden=16, filters=16, interactions=2, num_gaussians=10, cutoff=5.0)
+    yield "dimenet++", build_dimenet_pp(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, blocks=2,
+                                        num_spherical=4, num_radial=4)
     try:
         from dig_egnn.plugin import build_egnn
     except ImportError:
@@ -74,3 +77,32 @@ def test_mean_baseline_predicts_the_training_mean(setup):
     out = build_mean(stats)(batch)
     expected = molecules.y[np.ix_(split["train"], columns)].mean(0)
     np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(expected, (8, 2)), rtol=1e-6)
+
+
+def test_dimenet_pp_overfits_a_few_molecules(setup):
+    stats, batch, *_, scale = setup
+    torch.manual_seed(0)
+    model = build_dimenet_pp(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, blocks=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(300):
+        loss = ((model(batch) - batch.y).abs() / scale).mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.15 * first, (first, loss.item())
+
+
+def test_spherical_basis_functions_against_scipy():
+    from scipy.special import eval_legendre, spherical_jn
+
+    from dig.nn.basis import legendre, spherical_bessel, spherical_bessel_roots
+
+    x = torch.linspace(0.5, 20.0, 64, dtype=torch.float64)
+    for degree in range(7):
+        torch.testing.assert_close(spherical_bessel(degree, x), torch.tensor(spherical_jn(degree, x.numpy())), atol=1e-9, rtol=1e-7)
+        torch.testing.assert_close(legendre(degree, x / 20), torch.tensor(eval_legendre(degree, x.numpy() / 20)))
+    roots = spherical_bessel_roots(7, 6)
+    assert np.abs(spherical_jn(np.arange(7)[:, None], roots)).max() < 1e-10
+    assert np.all(np.diff(roots, axis=1) > 0) and roots[0, 0] == pytest.approx(np.pi)

@@ -7,6 +7,7 @@ from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.threed.evaluators import mae_per_target
 from dig.tracks.threed.md import MD17, MD17_MOLECULES, XTBDynamics
+from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
 from dig.tracks.threed.qm9 import QM9
@@ -16,6 +17,12 @@ SCHNET_HPARAMS = {
     "smoke": {"hidden": 32, "filters": 32, "interactions": 2, "num_gaussians": 25, "cutoff": 5.0},
     "default": {"hidden": 64, "filters": 64, "interactions": 3, "num_gaussians": 50, "cutoff": 5.0},
     "paper": {"hidden": 128, "filters": 128, "interactions": 6, "num_gaussians": 50, "cutoff": 10.0},
+}
+DIMENET_PP_HPARAMS = {
+    "smoke": {"hidden": 32, "out_emb": 64, "int_emb": 16, "basis_emb": 8, "blocks": 2},
+    "default": {"hidden": 64, "out_emb": 128, "int_emb": 32, "basis_emb": 8, "blocks": 3},
+    # Gasteiger et al. 2020: 128 hidden, 256 out, 64 int, 8 basis, 4 blocks, 7 spherical, 6 radial, cutoff 5
+    "paper": {},
 }
 
 # Energy-and-force training (loss = L(E) + rho * L(F)); DIG's MD17 protocol uses rho = 100.
@@ -51,4 +58,9 @@ def dig_register(registry: Registry) -> None:
     registry.add_model(
         "schnet", build_schnet, track="3d", hparams=SCHNET_HPARAMS,
         summary="SchNet: continuous-filter convolutions on interatomic distances (Schütt et al. 2017)",
+    )
+    registry.add_model(
+        "dimenet++", build_dimenet_pp, track="3d", hparams=DIMENET_PP_HPARAMS,
+        train={"default": {"epochs": 4}},  # triplet messages cost ~10x SchNet's on CPU; see README for wall times
+        summary="DimeNet++: directional message passing over triplets with Bessel/spherical bases (Gasteiger et al. 2020)",
     )
