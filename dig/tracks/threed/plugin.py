@@ -61,6 +61,6 @@ def dig_register(registry: Registry) -> None:
     )
     registry.add_model(
         "dimenet++", build_dimenet_pp, track="3d", hparams=DIMENET_PP_HPARAMS,
-        train={"default": {"epochs": 4}},  # triplet messages cost ~10x SchNet's on CPU; see README for wall times
+        train={"default": {"epochs": 3}},  # triplet messages cost ~10x SchNet's per molecule on CPU
         summary="DimeNet++: directional message passing over triplets with Bessel/spherical bases (Gasteiger et al. 2020)",
     )
