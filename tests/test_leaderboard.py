@@ -84,3 +84,17 @@ def test_publish_writes_markdown_and_html(tmp_path):
     assert {p.name for p in written} == {"README.md", "index.html"}
     with open(tmp_path / "3d.csv") as handle:
         assert next(csv.reader(handle)) == list(COLUMNS)
+
+
+def test_publish_shows_published_references_apart(tmp_path):
+    _write(tmp_path / "3d.csv", REFERENCE)
+    (tmp_path / "references").mkdir()
+    (tmp_path / "references" / "3d.csv").write_text(
+        "track,dataset,model,metric,value,unit,higher_is_better,budget,source\n"
+        "3d,qm9,spherenet,U0_mae_meV,6.26,meV,false,paper,Liu et al. 2022\n"
+    )
+    publish(tmp_path)
+    markdown = (tmp_path / "README.md").read_text()
+    ours, _, published = markdown.partition("not produced here")
+    assert "spherenet" not in ours and "| spherenet | published | 6.26 |" in published
+    assert "Published references, not produced here" in (tmp_path / "index.html").read_text()

@@ -20,7 +20,24 @@ def _groups(aggregates: list[Aggregate]) -> dict[tuple[str, str, str], list[Aggr
 
 
 def _cell(agg: Aggregate | None) -> str:
-    return "—" if agg is None else f"{agg.formatted()} (n={agg.n})"
+    if agg is None:
+        return "—"
+    return f"{agg.mean:.4g}" if agg.n == 0 else f"{agg.formatted()} (n={agg.n})"
+
+
+def read_references(path: Path) -> list[Aggregate]:
+    """Published numbers (``references/<track>.csv``: track, dataset, model, metric, value, unit,
+    higher_is_better, budget, source). They are shown beside ours, marked as not produced here (n = 0)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        Aggregate(track=r["track"], dataset=r["dataset"], model=r["model"], plugin="published", budget=r["budget"],
+                  metric=r["metric"], unit=r["unit"], higher_is_better=r["higher_is_better"] == "true",
+                  mean=float(r["value"]), std=math.nan, n=0, seeds=())
+        for r in rows
+    ]
 
 
 def _direction(aggs: list[Aggregate], metric: str) -> str:
@@ -28,13 +45,13 @@ def _direction(aggs: list[Aggregate], metric: str) -> str:
     return "↑" if hib else "↓"
 
 
-def markdown_tables(aggregates: list[Aggregate]) -> str:
+def markdown_tables(aggregates: list[Aggregate], heading: str = "") -> str:
     parts = []
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         metrics = metric_order(aggs)
         models = sorted({(a.model, a.plugin) for a in aggs})
         by_key = {(a.model, a.metric): a for a in aggs}
-        parts.append(f"### {track} · {dataset} · budget `{budget}`\n")
+        parts.append(f"### {heading}{track} · {dataset} · budget `{budget}`\n")
         parts.append("| model | plugin | " + " | ".join(f"{m} {_direction(aggs, m)}" for m in metrics) + " |")
         parts.append("|---|---|" + "---|" * len(metrics))
         for model, plugin in models:
@@ -71,7 +88,7 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
     return "\n".join(out)
 
 
-def html_page(aggregates: list[Aggregate], title: str) -> str:
+def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
@@ -86,6 +103,16 @@ def html_page(aggregates: list[Aggregate], title: str) -> str:
         body.append("</table>")
         for metric in metrics:
             body.append(f"<h3>{html.escape(metric)}</h3>{_svg_bars(aggs, metric)}")
+    for (track, dataset, budget), aggs in _groups(references or []).items():
+        body.append(f"<h2>{html.escape(f'Published references, not produced here: {track} · {dataset} · {budget} protocol')}</h2>")
+        metrics = metric_order(aggs)
+        by_key = {(a.model, a.metric): a for a in aggs}
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+        body.append(f"<table><tr><th>model</th>{head}</tr>")
+        for model in sorted({a.model for a in aggs}):
+            cells = "".join(f"<td>{html.escape(_cell(by_key.get((model, m))))}</td>" for m in metrics)
+            body.append(f"<tr><td>{html.escape(model)}</td>{cells}</tr>")
+        body.append("</table>")
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
 
@@ -112,8 +139,15 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         *notes,
         "",
     ]
+    references = [agg for path in sorted((folder / "references").glob("*.csv")) for agg in read_references(path)]
     md = "\n".join(intro) + markdown_tables(aggregates)
+    if references:
+        md += (
+            "\n## Published references — not produced here\n\nNumbers reported by the papers under their own "
+            "protocol (`paper` budget: full training sets, GPU-scale training), from "
+            "`references/*.csv`, for comparison only.\n\n" + markdown_tables(references, heading="published: ")
+        )
     return [
         atomic_write_text(folder / "README.md", md),
-        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards")),
+        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references)),
     ]
