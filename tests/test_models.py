@@ -7,6 +7,7 @@ import torch
 from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
+from dig.tracks.threed.models.spherenet import angles_and_torsions, build_spherenet
 from dig.tracks.threed.qm9 import QM9
 from dig.tracks.threed.train import MoleculeLoader, target_columns, target_stats
 
@@ -30,6 +31,7 @@ def _models(stats):
     yield "schnet", build_schnet(stats, hidden=16, filters=16, interactions=2, num_gaussians=10, cutoff=5.0)
     yield "dimenet++", build_dimenet_pp(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, blocks=2,
                                         num_spherical=4, num_radial=4)
+    yield "spherenet", build_spherenet(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, layers=2)
     try:
         from dig_egnn.plugin import build_egnn
     except ImportError:
@@ -106,3 +108,38 @@ def test_spherical_basis_functions_against_scipy():
     roots = spherical_bessel_roots(7, 6)
     assert np.abs(spherical_jn(np.arange(7)[:, None], roots)).max() < 1e-10
     assert np.all(np.diff(roots, axis=1) > 0) and roots[0, 0] == pytest.approx(np.pi)
+
+
+def test_spherenet_torsions_match_brute_force(setup):
+    import math
+
+    from dig.ops import radius_graph
+
+    stats, batch, *_ = setup
+    pos = batch.pos.double()
+    pos = pos[: int(batch.ptr[2])]  # the first two molecules
+    graph, _ = radius_graph(pos, batch.ptr[:3], 3.0)
+    edge_graph, angle, torsion, edge_kj = angles_and_torsions(pos, graph)
+    src, dst = graph.col.tolist(), graph.row.tolist()
+    incoming = {}
+    for j, i in zip(src, dst, strict=True):
+        incoming.setdefault(i, []).append(j)
+    checked = checked_ties = 0
+    for t in range(len(angle)):
+        e_kj, e_ji = int(edge_kj[t]), int(edge_graph.row[t])
+        k, j, i = src[e_kj], src[e_ji], dst[e_ji]
+        ji, jk = pos[i] - pos[j], pos[k] - pos[j]
+        assert float(angle[t]) == pytest.approx(math.acos(float((ji @ jk) / ji.norm() / jk.norm())), abs=1e-6)
+        phis = []
+        for other in incoming[j]:
+            if other in (i, k):
+                continue
+            p1, p2 = torch.linalg.cross(ji, jk), torch.linalg.cross(ji, pos[other] - pos[j])
+            phi = math.atan2(float(torch.linalg.cross(p1, p2) @ ji / ji.norm()), float(p1 @ p2))
+            phis.append(phi + 2 * math.pi if phi <= 0 else phi)
+        if any(phi < 1e-6 or phi > 2 * math.pi - 1e-6 for phi in phis):
+            checked_ties += 1  # another neighbour in the same half-plane: the minimum is decided by rounding
+            continue
+        assert float(torsion[t]) == pytest.approx(min(phis, default=2 * math.pi), abs=1e-6)
+        checked += 1
+    assert checked > 0.8 * len(angle) and checked + checked_ties == len(angle)

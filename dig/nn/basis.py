@@ -92,3 +92,45 @@ class SphericalBasis(nn.Module):
             [math.sqrt((2 * degree + 1) / (4 * math.pi)) * legendre(degree, cos) for degree in range(self.num_spherical)], dim=1
         )
         return (radial * angular.unsqueeze(-1)).reshape(-1, self.num_spherical * self.num_radial)
+
+
+def associated_legendre(degree: int, order: int, x: Tensor) -> Tensor:
+    """P_l^m(x) for 0 <= m <= l without the Condon-Shortley phase: P_m^m = (2m-1)!! (1-x^2)^{m/2}, then
+    P_{m+1}^m = x (2m+1) P_m^m and (l-m+1) P_{l+1}^m = (2l+1) x P_l^m - (l+m) P_{l-1}^m."""
+    double_factorial = float(np.prod(np.arange(2 * order - 1, 0, -2))) if order > 0 else 1.0
+    p_mm = double_factorial * (1 - x * x).clamp(min=0).pow(order / 2)
+    if degree == order:
+        return p_mm
+    p_prev, p = p_mm, x * (2 * order + 1) * p_mm
+    for current in range(order + 1, degree):
+        p_prev, p = p, ((2 * current + 1) * x * p - (current + order) * p_prev) / (current - order + 1)
+    return p
+
+
+def real_spherical_harmonics(num_degrees: int, theta: Tensor, phi: Tensor) -> Tensor:
+    """[T, num_degrees^2] real Y_l^m(theta, phi) for l < num_degrees, m = -l..l (orthonormal on the sphere)."""
+    cos = torch.cos(theta)
+    columns = []
+    for degree in range(num_degrees):
+        for order in range(-degree, degree + 1):
+            m = abs(order)
+            norm = math.sqrt((2 * degree + 1) / (4 * math.pi) * math.factorial(degree - m) / math.factorial(degree + m))
+            value = norm * associated_legendre(degree, m, cos)
+            if order > 0:
+                value = math.sqrt(2) * value * torch.cos(m * phi)
+            elif order < 0:
+                value = math.sqrt(2) * value * torch.sin(m * phi)
+            columns.append(value)
+    return torch.stack(columns, dim=-1)
+
+
+class TorsionBasis(SphericalBasis):
+    """SphereNet's torsion basis: N_ln j_l(z_ln d / c) u(d) Y_l^m(theta, phi) for l < L, m = -l..l, n < N:
+    [T, L^2 * N] for every triplet with distance d_kj, angle theta_kji and torsion phi."""
+
+    def forward(self, distance: Tensor, angle: Tensor, torsion: Tensor, edge_kj: Tensor) -> Tensor:
+        radial = self.radial(distance)[edge_kj]  # [T, L, N]
+        repeats = torch.tensor([2 * degree + 1 for degree in range(self.num_spherical)], device=radial.device)
+        radial = torch.repeat_interleave(radial, repeats, dim=1)  # [T, L^2, N]: each Y_lm with its j_l
+        harmonics = real_spherical_harmonics(self.num_spherical, angle, torsion)
+        return (radial * harmonics.unsqueeze(-1)).reshape(radial.size(0), -1)

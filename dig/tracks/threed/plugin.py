@@ -10,6 +10,7 @@ from dig.tracks.threed.md import MD17, MD17_MOLECULES, XTBDynamics
 from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
+from dig.tracks.threed.models.spherenet import build_spherenet
 from dig.tracks.threed.qm9 import QM9
 from dig.tracks.threed.track import ThreeDTrack
 
@@ -22,6 +23,12 @@ DIMENET_PP_HPARAMS = {
     "smoke": {"hidden": 32, "out_emb": 64, "int_emb": 16, "basis_emb": 8, "blocks": 2},
     "default": {"hidden": 64, "out_emb": 128, "int_emb": 32, "basis_emb": 8, "blocks": 3},
     # Gasteiger et al. 2020: 128 hidden, 256 out, 64 int, 8 basis, 4 blocks, 7 spherical, 6 radial, cutoff 5
+    "paper": {},
+}
+SPHERENET_HPARAMS = {
+    "smoke": {"hidden": 32, "out_emb": 64, "int_emb": 16, "basis_emb": 8, "layers": 2},
+    "default": {"hidden": 64, "out_emb": 128, "int_emb": 32, "basis_emb": 8, "layers": 3},
+    # Liu et al. 2022: cutoff 5, 4 layers, hidden 128, int_emb 64, basis_emb 8, out_emb 256, 3 spherical, 6 radial
     "paper": {},
 }
 
@@ -63,4 +70,8 @@ def dig_register(registry: Registry) -> None:
         "dimenet++", build_dimenet_pp, track="3d", hparams=DIMENET_PP_HPARAMS,
         train={"default": {"epochs": 3}},  # triplet messages cost ~10x SchNet's per molecule on CPU
         summary="DimeNet++: directional message passing over triplets with Bessel/spherical bases (Gasteiger et al. 2020)",
+    )
+    registry.add_model(
+        "spherenet", build_spherenet, track="3d", hparams=SPHERENET_HPARAMS, train={"default": {"epochs": 3}},
+        summary="SphereNet: spherical message passing over distance, angle and torsion (Liu et al., ICLR 2022)",
     )
