@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dig.tracks.threed.models.comenet import build_comenet, nearest_neighbours
 from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
@@ -32,6 +33,7 @@ def _models(stats):
     yield "dimenet++", build_dimenet_pp(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, blocks=2,
                                         num_spherical=4, num_radial=4)
     yield "spherenet", build_spherenet(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, layers=2)
+    yield "comenet", build_comenet(stats, hidden=16, middle=8, layers=2, cutoff=5.0)
     try:
         from dig_egnn.plugin import build_egnn
     except ImportError:
@@ -143,3 +145,16 @@ def test_spherenet_torsions_match_brute_force(setup):
         assert float(torsion[t]) == pytest.approx(min(phis, default=2 * math.pi), abs=1e-6)
         checked += 1
     assert checked > 0.8 * len(angle) and checked + checked_ties == len(angle)
+
+
+def test_comenet_local_frames_use_the_nearest_neighbours(setup):
+    from dig.ops import radius_graph
+
+    _, batch, *_ = setup
+    graph, distance = radius_graph(batch.pos, batch.ptr, 4.0)
+    first, second = nearest_neighbours(graph, distance)
+    for atom in range(batch.z.numel()):
+        neighbours = [(float((batch.pos[atom] - batch.pos[j]).norm()), j) for j in graph.col[graph.row == atom].tolist()]
+        ranked = [j for _, j in sorted(neighbours)]
+        assert int(first[atom]) == ranked[0]
+        assert int(second[atom]) == (ranked[1] if len(ranked) > 1 else ranked[0])

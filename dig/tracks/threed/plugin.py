@@ -7,6 +7,7 @@ from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.threed.evaluators import mae_per_target
 from dig.tracks.threed.md import MD17, MD17_MOLECULES, XTBDynamics
+from dig.tracks.threed.models.comenet import build_comenet
 from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
@@ -29,6 +30,12 @@ SPHERENET_HPARAMS = {
     "smoke": {"hidden": 32, "out_emb": 64, "int_emb": 16, "basis_emb": 8, "layers": 2},
     "default": {"hidden": 64, "out_emb": 128, "int_emb": 32, "basis_emb": 8, "layers": 3},
     # Liu et al. 2022: cutoff 5, 4 layers, hidden 128, int_emb 64, basis_emb 8, out_emb 256, 3 spherical, 6 radial
+    "paper": {},
+}
+COMENET_HPARAMS = {
+    "smoke": {"hidden": 32, "middle": 16, "layers": 2, "cutoff": 5.0},
+    "default": {"hidden": 128, "middle": 32, "layers": 3, "cutoff": 5.0},
+    # Wang et al. 2022: cutoff 8, 4 layers, hidden 256, middle 64, 3 radial, 2 spherical, 3 output layers
     "paper": {},
 }
 
@@ -74,4 +81,8 @@ def dig_register(registry: Registry) -> None:
     registry.add_model(
         "spherenet", build_spherenet, track="3d", hparams=SPHERENET_HPARAMS, train={"default": {"epochs": 3}},
         summary="SphereNet: spherical message passing over distance, angle and torsion (Liu et al., ICLR 2022)",
+    )
+    registry.add_model(
+        "comenet", build_comenet, track="3d", hparams=COMENET_HPARAMS, train={"default": {"epochs": 6}},
+        summary="ComENet: complete local frames from 1-hop neighbours, O(E) geometry (Wang et al., NeurIPS 2022)",
     )
