@@ -61,19 +61,25 @@ def test_gradients_reach_every_parameter(setup):
         assert not missing, f"{name}: {missing}"
 
 
+def _overfit(model, batch, scale, steps):
+    """Train on one batch; return the first and the last loss."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        loss = ((model(batch) - batch.y).abs() / scale).mean()
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses[0], losses[-1]
+
+
 def test_schnet_overfits_a_few_molecules(setup):
     stats, batch, *_, scale = setup
     torch.manual_seed(0)
     model = build_schnet(stats, hidden=32, filters=32, interactions=2, num_gaussians=20, cutoff=5.0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(200):
-        loss = ((model(batch) - batch.y).abs() / scale).mean()
-        first = first if first is not None else loss.item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 0.15 * first, (first, loss.item())
+    first, last = _overfit(model, batch, scale, 200)
+    assert last < 0.15 * first, (first, last)
 
 
 def test_mean_baseline_predicts_the_training_mean(setup):
@@ -87,15 +93,8 @@ def test_dimenet_pp_overfits_a_few_molecules(setup):
     stats, batch, *_, scale = setup
     torch.manual_seed(0)
     model = build_dimenet_pp(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, blocks=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(300):
-        loss = ((model(batch) - batch.y).abs() / scale).mean()
-        first = first if first is not None else loss.item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 0.15 * first, (first, loss.item())
+    first, last = _overfit(model, batch, scale, 300)
+    assert last < 0.15 * first, (first, last)
 
 
 def test_spherical_basis_functions_against_scipy():
