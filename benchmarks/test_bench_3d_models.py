@@ -29,7 +29,7 @@ MODELS = [name for name in REGISTRY.names("model", "3d") if name != "mean"]
 
 
 PEAK_MEMORY_SCRIPT = """
-import resource, sys, torch
+import sys, torch
 sys.path.insert(0, {bench_dir!r})
 from test_bench_3d_models import REGISTRY, _epoch, _pyg_schnet, qm9_loader
 loader, stats = qm9_loader()
@@ -40,7 +40,8 @@ else:
     entry = REGISTRY.get("model", name, track="3d")
     model, forward = entry.obj(stats, **(entry.meta.get("hparams") or {{}}).get("paper", {{}})), lambda m, b: m(b)
 _epoch(model, forward, loader)()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM is this process image's peak; ru_maxrss would carry the forking parent's peak across exec
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024)
 """
 
 
