@@ -75,7 +75,7 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
     rows = sorted((a for a in aggs if a.metric == metric), key=lambda a: a.mean, reverse=aggs[0].higher_is_better)
     fractions, log = _bar_fractions([a.mean for a in rows])
     width, bar_h, left = 560, 22, 140
-    out = [f'<svg width="{width}" height="{bar_h * len(rows) + 24}" xmlns="http://www.w3.org/2000/svg" font-size="12">']
+    out = [f'<svg width="{width}" height="{bar_h * len(rows) + 24}" font-size="12">']
     for i, (agg, fraction) in enumerate(zip(rows, fractions, strict=True)):
         y = 4 + i * bar_h
         length = max(1.0, fraction * (width - left - 110))
