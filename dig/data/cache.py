@@ -35,6 +35,23 @@ def save_cached_arrays(name: str, arrays: dict[str, np.ndarray], manifest: dict[
     return data_path
 
 
+def read_npz(path: str | os.PathLike, required: tuple[str, ...], description: str,
+             optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays of a canonical ``.npz`` file, with a DataError naming the file for every way it can be bad."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist; pass the path of {description}")
+    try:
+        handle = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
+    with handle:
+        missing = [key for key in required if key not in handle.files]
+        if missing:
+            raise DataError(f"{path} lacks arrays {missing}; expected {description} with {', '.join(required)}")
+        return {key: handle[key] for key in (*required, *optional) if key in handle.files}
+
+
 def load_cached_arrays(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The cached arrays and manifest, or ``None`` when there is no cache yet."""
     data_path, manifest_path = _paths(name)

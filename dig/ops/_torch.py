@@ -41,10 +41,7 @@ def aggregate(rowptr: Tensor, col: Tensor, x: Tensor, weight: Tensor | None, num
         values = torch.ones(num_edges, dtype=x.dtype, device=x.device) if weight is None else weight
         return torch.sparse.mm(csr_tensor(rowptr, col, values, (num_dst, x.size(0))), x)
     message = x.index_select(0, col)
-    message.mul_(weight)
-    ones = torch.ones(num_edges, dtype=x.dtype, device=x.device)
-    edges = torch.arange(num_edges, device=x.device)
-    return torch.sparse.mm(csr_tensor(rowptr, edges, ones, (num_dst, num_edges)), message)
+    return segment_sum(message.mul_(weight), rowptr)
 
 
 def segment_sum(src: Tensor, ptr: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from dig.ops._torch import csr_tensor, edge_rows, transpose
+from dig.ops._torch import edge_rows, transpose
 
 
 def _check_index(name: str, index: Tensor, upper: int) -> None:
@@ -91,15 +91,6 @@ class CSRGraph:
 
     def edge_index(self) -> Tensor:
         return torch.stack([self.col, self.row])
-
-    def sum_matrix(self, dtype: torch.dtype) -> Tensor:
-        """Sparse CSR [N_dst, E] of ones: ``sum_matrix @ msg`` sums edge messages into destinations."""
-        key = ("sum_matrix", dtype)
-        if key not in self._cache:
-            ones = torch.ones(self.num_edges, dtype=dtype, device=self.device)
-            cols = torch.arange(self.num_edges, device=self.device)
-            self._cache[key] = csr_tensor(self.rowptr, cols, ones, (self.num_dst_nodes, self.num_edges))
-        return self._cache[key]
 
     def transposed(self) -> tuple[Tensor, Tensor, Tensor]:
         """Source-sorted view, cached: (colptr [N_src+1], destination of each edge, edge permutation)."""

@@ -70,13 +70,11 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
     out = str(spec.out)
     progress.start(len(jobs), len(result.skipped))
     try:
-        if not todo:
-            pass
-        elif spec.executor == "submitit":
+        if todo and spec.executor == "submitit":
             run_with_submitit(todo, out, spec.workers, spec.plugins, spec.submitit_cluster, progress.job_started, done)
-        elif spec.workers > 1:
+        elif todo and spec.workers > 1:
             run_in_pool(todo, out, spec.workers, spec.plugins, progress.job_started, done)
-        else:
+        elif todo:
             run_in_process(todo, out, registry, progress.job_started, done)
     finally:
         progress.stop()

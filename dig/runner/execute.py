@@ -106,10 +106,6 @@ def execute_job(
     return record
 
 
-def worker_init(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def execute_in_worker(job: Job, out_dir: str, settings: PluginSettings, threads: int) -> dict[str, Any]:
     """Entry point of pool and submitit workers: a fresh process with its own thread budget and registry."""
     torch.set_num_threads(threads)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, permuted_split, save_cached_arrays
+from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import Molecules, TargetSpec
 
@@ -60,18 +59,8 @@ def _molecules_from_frames(z: np.ndarray, pos: np.ndarray, energy: np.ndarray, f
 
 def read_md17_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a canonical MD17 file; checks shapes and that every frame has the same atoms."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path} does not exist; pass the path of an MD17 .npz file (e.g. md17_aspirin.npz)")
-    try:
-        handle = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
-    with handle:
-        missing = [k for k in ("R", "z", "E", "F") if k not in handle.files]
-        if missing:
-            raise DataError(f"{path} lacks arrays {missing}; an MD17 file has R, z, E and F")
-        pos, z, energy, forces = handle["R"], handle["z"], handle["E"], handle["F"]
+    arrays = read_npz(path, ("R", "z", "E", "F"), "an MD17 .npz file (e.g. md17_aspirin.npz)")
+    pos, z, energy, forces = arrays["R"], arrays["z"], arrays["E"], arrays["F"]
     if pos.ndim != 3 or pos.shape[2] != 3 or pos.shape[1] != len(z) or forces.shape != pos.shape:
         raise DataError(f"{path}: inconsistent shapes R{list(pos.shape)}, z{list(z.shape)}, F{list(forces.shape)}")
     if energy.reshape(-1).shape[0] != pos.shape[0]:

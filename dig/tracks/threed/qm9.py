@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, permuted_split, save_cached_arrays
+from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, Molecules, TargetSpec
 
@@ -147,27 +147,15 @@ def read_qm9pack_csv(paths: Sequence[Path], verify: bool = True) -> dict[str, np
 def read_dimenet_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read DimeNet's canonical ``qm9_eV.npz``: ``R`` [A, 3], ``Z`` [A], ``N`` [M], ``id`` [M] and one array per
     target (``mu``, ``alpha``, ``homo``, ..., ``Cv``) with energies in eV."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path} does not exist; pass the path of DimeNet's qm9_eV.npz")
-    try:
-        handle = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
-    with handle:
-        missing = [k for k in ("R", "Z", "N", *TARGET_NAMES) if k not in handle.files]
-        if missing:
-            raise DataError(f"{path} lacks arrays {missing}; expected DimeNet's qm9_eV.npz layout (R, Z, N, targets)")
-        sizes = handle["N"].astype(np.int64)
-        z, pos = handle["Z"], handle["R"]
-        if pos.ndim != 2 or pos.shape[1] != 3 or len(z) != len(pos) or sizes.sum() != len(z):
-            raise DataError(
-                f"{path}: inconsistent shapes R{list(pos.shape)}, Z{list(z.shape)}, sum(N)={int(sizes.sum())}"
-            )
-        y = np.stack([handle[name].astype(np.float64) for name in TARGET_NAMES], axis=1)
-        if y.shape[0] != len(sizes):
-            raise DataError(f"{path}: {y.shape[0]} target rows for {len(sizes)} molecules")
-        ids = handle["id"].astype(np.int64) if "id" in handle.files else np.arange(len(sizes))
+    arrays = read_npz(path, ("R", "Z", "N", *TARGET_NAMES), "DimeNet's qm9_eV.npz", optional=("id",))
+    sizes = arrays["N"].astype(np.int64)
+    z, pos = arrays["Z"], arrays["R"]
+    if pos.ndim != 2 or pos.shape[1] != 3 or len(z) != len(pos) or sizes.sum() != len(z):
+        raise DataError(f"{path}: inconsistent shapes R{list(pos.shape)}, Z{list(z.shape)}, sum(N)={int(sizes.sum())}")
+    y = np.stack([arrays[name].astype(np.float64) for name in TARGET_NAMES], axis=1)
+    if y.shape[0] != len(sizes):
+        raise DataError(f"{path}: {y.shape[0]} target rows for {len(sizes)} molecules")
+    ids = arrays["id"].astype(np.int64) if "id" in arrays else np.arange(len(sizes))
     ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
     ptr[1:] = np.cumsum(sizes)
     return {"z": z.astype(np.int8), "pos": pos.astype(np.float32), "ptr": ptr, "y": y, "ids": ids}

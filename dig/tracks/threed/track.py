@@ -75,7 +75,7 @@ class ThreeDTrack:
         on_epoch=None,
     ) -> JobOutcome:
         molecules = dataset.obj.load()
-        split = {part: idx for part, idx in dataset.obj.split(config["budget"], len(molecules)).items()}
+        split = dataset.obj.split(config["budget"], len(molecules))
         columns, targets = target_columns(molecules, config["targets"])
         train_config = TrainConfig(**config["train"])
         evaluator = registry.get("evaluator", config["evaluator"], track=self.name)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis
-from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, segment, triplets
+from dig.ops import CSRGraph, Triplets, gather_mul_scatter, radius_graph, segment, triplets
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
 
@@ -85,15 +85,15 @@ class OutputPPBlock(nn.Module):
         return self.out(self.layers(self.lin_up(per_atom)))
 
 
-def triplet_geometry(pos: Tensor, graph: CSRGraph) -> tuple[CSRGraph, Tensor, Tensor]:
+def triplet_geometry(pos: Tensor, graph: CSRGraph) -> tuple[CSRGraph, Tensor, Triplets]:
     """The edge graph (edges as nodes, triplets kj -> ji as edges), the angle at j of every triplet, and
-    the triplet's edge_kj index (to gather per-edge bases)."""
+    the triplets themselves (their edge_kj gathers per-edge bases)."""
     found = triplets(graph)
     vec_ji = pos[found.i] - pos[found.j]
     vec_jk = pos[found.k] - pos[found.j]
     angle = torch.atan2(torch.linalg.cross(vec_ji, vec_jk).norm(dim=-1), (vec_ji * vec_jk).sum(-1))
     edge_graph = CSRGraph.from_sorted(found.edge_ji, found.edge_kj, graph.num_edges)
-    return edge_graph, angle, found.edge_kj
+    return edge_graph, angle, found
 
 
 class DimeNetPlusPlus(nn.Module):
@@ -119,9 +119,9 @@ class DimeNetPlusPlus(nn.Module):
 
     def forward(self, batch: MoleculeBatch) -> Tensor:
         graph, distance = radius_graph(batch.pos, batch.ptr, self.cutoff)
-        edge_graph, angle, edge_kj = triplet_geometry(batch.pos, graph)
+        edge_graph, angle, found = triplet_geometry(batch.pos, graph)
         rbf = self.rbf(distance)
-        sbf = self.sbf(distance, angle, edge_kj)
+        sbf = self.sbf(distance, angle, found.edge_kj)
         m = self.embedding(batch.z, rbf, graph.col, graph.row)
         atom_out = self.outputs[0](m, rbf, graph)
         for interaction, output in zip(self.interactions, self.outputs[1:], strict=True):

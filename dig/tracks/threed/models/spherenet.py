@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis, TorsionBasis
-from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, triplets
-from dig.tracks.threed.models.dimenet import EmbeddingBlock, OutputPPBlock, Residual
+from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
+from dig.tracks.threed.models.dimenet import EmbeddingBlock, OutputPPBlock, Residual, triplet_geometry
 from dig.tracks.threed.protocol import MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
 
@@ -40,10 +40,9 @@ def angles_and_torsions(pos: Tensor, graph: CSRGraph):
     azimuth in increasing order. Sorting the azimuths of each edge's triplets gives it in O(T log T) instead
     of enumerating every (k, k') pair (O(T d)); tested against the pairwise definition.
     """
-    found = triplets(graph)
+    edge_graph, angle, found = triplet_geometry(pos, graph)
     vec_ji = pos[found.i] - pos[found.j]
     vec_jk = pos[found.k] - pos[found.j]
-    angle = torch.atan2(torch.linalg.cross(vec_ji, vec_jk).norm(dim=-1), (vec_ji * vec_jk).sum(-1))
     axis = vec_ji / vec_ji.norm(dim=-1, keepdim=True)
     reference = torch.zeros_like(axis)
     use_y = axis[:, 0].abs() > 0.9
@@ -64,7 +63,6 @@ def angles_and_torsions(pos: Tensor, graph: CSRGraph):
         following[order] = order[successor]
     gap = torch.remainder(azimuth[following] - azimuth, 2 * math.pi)
     torsion = torch.where(gap <= 0, gap + 2 * math.pi, gap)
-    edge_graph = CSRGraph.from_sorted(found.edge_ji, found.edge_kj, graph.num_edges)
     return edge_graph, angle, torsion, found.edge_kj
 
 
