@@ -1,4 +1,5 @@
-"""3D models: output shape, invariance to rotations and translations, gradient flow, the mean baseline."""
+"""3D models: output shape, invariance of energies and equivariance of forces under rotations and translations,
+gradient flow (second order included), a tiny overfit, the mean baseline, the basis functions."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
 from dig.tracks.threed.models.spherenet import angles_and_torsions, build_spherenet
+from dig.tracks.threed.protocol import MoleculeBatch
 from dig.tracks.threed.qm9 import QM9
-from dig.tracks.threed.train import MoleculeLoader, target_columns, target_stats
+from dig.tracks.threed.train import MoleculeLoader, energy_and_forces, target_columns, target_stats
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +25,9 @@ def setup():
     return stats, batch, molecules, split, columns, torch.tensor(loss_scale, dtype=torch.float32)
 
 
-def _random_rotation(seed=0):
-    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
-    return q
+def _random_rotation(seed=0, dtype=torch.float32):
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    return q.to(dtype)
 
 
 def _models(stats):
@@ -74,14 +76,6 @@ def _overfit(model, batch, scale, steps):
     return losses[0], losses[-1]
 
 
-def test_schnet_overfits_a_few_molecules(setup):
-    stats, batch, *_, scale = setup
-    torch.manual_seed(0)
-    model = build_schnet(stats, hidden=32, filters=32, interactions=2, num_gaussians=20, cutoff=5.0)
-    first, last = _overfit(model, batch, scale, 200)
-    assert last < 0.15 * first, (first, last)
-
-
 def test_mean_baseline_predicts_the_training_mean(setup):
     stats, batch, molecules, split, columns, _ = setup
     out = build_mean(stats)(batch)
@@ -89,12 +83,92 @@ def test_mean_baseline_predicts_the_training_mean(setup):
     np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(expected, (8, 2)), rtol=1e-6)
 
 
-def test_dimenet_pp_overfits_a_few_molecules(setup):
+def _overfit_models(stats):
+    yield "schnet", build_schnet(stats, hidden=32, filters=32, interactions=2, num_gaussians=20, cutoff=5.0)
+    yield "dimenet++", build_dimenet_pp(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, blocks=2)
+    yield "spherenet", build_spherenet(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, layers=2)
+    yield "comenet", build_comenet(stats, hidden=32, middle=16, layers=2, cutoff=5.0)
+    try:
+        from dig_egnn.plugin import build_egnn
+    except ImportError:
+        return
+    yield "egnn", build_egnn(stats, hidden=32, layers=2, cutoff=5.0)
+
+
+def test_every_model_overfits_a_few_molecules(setup):
     stats, batch, *_, scale = setup
     torch.manual_seed(0)
-    model = build_dimenet_pp(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, blocks=2)
-    first, last = _overfit(model, batch, scale, 300)
-    assert last < 0.15 * first, (first, last)
+    for name, model in _overfit_models(stats):
+        first, last = _overfit(model, batch, scale, 300)
+        assert last < 0.15 * first, (name, first, last)
+
+
+def _linear_molecules():
+    """CO2 and HCN: collinear atoms, where angles sit at 0 or pi and every cross product vanishes."""
+    pos = torch.tensor([[-1.16, 0, 0], [0, 0, 0], [1.16, 0, 0], [0, 0, 0], [1.07, 0, 0], [2.22, 0, 0]],
+                       dtype=torch.float64)
+    return MoleculeBatch(z=torch.tensor([8, 6, 8, 1, 6, 7]), pos=pos, batch=torch.tensor([0, 0, 0, 1, 1, 1]),
+                         ptr=torch.tensor([0, 3, 6]), y=torch.zeros(2, 2, dtype=torch.float64), num_graphs=2)
+
+
+def test_forces_are_equivariant_and_trainable_for_every_model(setup):
+    """F = -dE/dpos rotates with the molecule, and a force loss gives finite parameter gradients (a second
+    derivative), also for collinear molecules where the angle features are degenerate."""
+    stats, batch, *_ = setup
+    rotation = _random_rotation(1, torch.float64)
+    noise = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for name, model in _models(stats):
+        model = model.double()
+        with torch.no_grad():  # DimeNet-style zero-initialised output layers would make every force 0
+            for parameter in model.parameters():
+                if parameter.abs().sum() == 0:
+                    parameter.normal_(0, 0.1)
+        for molecules in (batch, _linear_molecules()):
+            molecules = molecules.to("cpu")
+            molecules.pos = molecules.pos.double()
+            energy, forces = energy_and_forces(model, molecules, create_graph=True)
+            assert torch.isfinite(forces).all() and forces.abs().sum() > 0, name
+            model.zero_grad()
+            forces.square().sum().backward()
+            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+            assert not bad, f"{name}: non-finite force-loss gradients in {bad}"
+        # thermal noise, as in MD data: no exact distance ties or planar dihedrals, where ComENet's nearest-
+        # neighbour frames and DIG's angle conventions are discontinuous
+        molecules = batch.to("cpu")
+        molecules.pos = batch.pos.double() + 0.05 * torch.randn(batch.pos.shape, dtype=torch.float64, generator=noise)
+        energy, forces = energy_and_forces(model, molecules, create_graph=False)
+        rotated = molecules.to("cpu")
+        rotated.pos = molecules.pos @ rotation.T + torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+        energy_r, forces_r = energy_and_forces(model, rotated, create_graph=False)
+        torch.testing.assert_close(energy_r, energy, atol=1e-8, rtol=1e-8, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(forces_r, forces @ rotation.T, atol=1e-6, rtol=1e-5,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_real_spherical_harmonics_against_scipy():
+    from scipy.special import sph_harm_y
+
+    from dig.nn.basis import real_spherical_harmonics
+
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.cat([torch.rand(50, generator=generator, dtype=torch.float64) * np.pi,
+                       torch.tensor([0.0, np.pi], dtype=torch.float64)])
+    phi = torch.rand(52, generator=generator, dtype=torch.float64) * 2 * np.pi
+    ours = real_spherical_harmonics(4, theta, phi).numpy()
+    column = 0
+    for degree in range(4):
+        for order in range(-degree, degree + 1):
+            complex_y = sph_harm_y(degree, abs(order), theta.numpy(), phi.numpy())
+            sign = (-1) ** abs(order)  # scipy includes the Condon-Shortley phase, dig's basis does not
+            if order > 0:
+                expected = np.sqrt(2) * sign * complex_y.real
+            elif order < 0:
+                expected = np.sqrt(2) * sign * complex_y.imag
+            else:
+                expected = complex_y.real
+            np.testing.assert_allclose(ours[:, column], expected, atol=1e-12, err_msg=f"Y_{degree}^{order}")
+            column += 1
 
 
 def test_spherical_basis_functions_against_scipy():

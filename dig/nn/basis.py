@@ -94,28 +94,31 @@ class SphericalBasis(nn.Module):
         return (radial * angular.unsqueeze(-1)).reshape(-1, self.num_spherical * self.num_radial)
 
 
-def associated_legendre(degree: int, order: int, x: Tensor) -> Tensor:
-    """P_l^m(x) for 0 <= m <= l without the Condon-Shortley phase: P_m^m = (2m-1)!! (1-x^2)^{m/2}, then
-    P_{m+1}^m = x (2m+1) P_m^m and (l-m+1) P_{l+1}^m = (2l+1) x P_l^m - (l+m) P_{l-1}^m."""
+def associated_legendre(degree: int, order: int, cos: Tensor, sin: Tensor) -> Tensor:
+    """P_l^m(cos theta) for 0 <= m <= l without the Condon-Shortley phase, from cos theta and sin theta >= 0:
+    P_m^m = (2m-1)!! sin^m theta, P_{m+1}^m = cos theta (2m+1) P_m^m and
+    (l-m+1) P_{l+1}^m = (2l+1) cos theta P_l^m - (l+m) P_{l-1}^m. Taking sin theta as given (not
+    sqrt(1 - cos^2)) keeps the gradient finite at the poles."""
     double_factorial = float(np.prod(np.arange(2 * order - 1, 0, -2))) if order > 0 else 1.0
-    p_mm = double_factorial * (1 - x * x).clamp(min=0).pow(order / 2)
+    p_mm = double_factorial * sin.pow(order) if order > 0 else torch.ones_like(cos)
     if degree == order:
         return p_mm
-    p_prev, p = p_mm, x * (2 * order + 1) * p_mm
+    p_prev, p = p_mm, cos * (2 * order + 1) * p_mm
     for current in range(order + 1, degree):
-        p_prev, p = p, ((2 * current + 1) * x * p - (current + order) * p_prev) / (current - order + 1)
+        p_prev, p = p, ((2 * current + 1) * cos * p - (current + order) * p_prev) / (current - order + 1)
     return p
 
 
 def real_spherical_harmonics(num_degrees: int, theta: Tensor, phi: Tensor) -> Tensor:
-    """[T, num_degrees^2] real Y_l^m(theta, phi) for l < num_degrees, m = -l..l (orthonormal on the sphere)."""
-    cos = torch.cos(theta)
+    """[T, num_degrees^2] real Y_l^m(theta, phi) for l < num_degrees, m = -l..l (orthonormal on the sphere),
+    theta in [0, pi]."""
+    cos, sin = torch.cos(theta), torch.sin(theta)
     columns = []
     for degree in range(num_degrees):
         for order in range(-degree, degree + 1):
             m = abs(order)
             norm = math.sqrt((2 * degree + 1) / (4 * math.pi) * math.factorial(degree - m) / math.factorial(degree + m))
-            value = norm * associated_legendre(degree, m, cos)
+            value = norm * associated_legendre(degree, m, cos, sin)
             if order > 0:
                 value = math.sqrt(2) * value * torch.cos(m * phi)
             elif order < 0:

@@ -10,7 +10,7 @@ from typing import Any
 from dig.errors import DigError
 from dig.plugins import PluginSettings
 from dig.registry import Registry
-from dig.runner.executors import EXECUTORS, run_in_pool, run_in_process, run_with_submitit
+from dig.runner.executors import EXECUTORS, prepare_in_pool, run_in_pool, run_in_process, run_with_submitit
 from dig.runner.records import COLUMNS, finished_record, gather_csv, load_records
 from dig.runner.spec import BenchSpec, Job, expand_jobs
 
@@ -52,9 +52,15 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
     if spec.workers < 1:
         raise DigError(f"--workers must be at least 1, got {spec.workers}")
     progress = progress or Progress()
+    track = registry.get("track", spec.track).obj
+    datasets = spec.datasets or list(track.default_datasets)
+    for name in datasets:
+        registry.get("dataset", name, track=spec.track)  # unknown names fail before anything is built
+    if spec.workers > 1 and len(datasets) > 1:
+        prepare_in_pool(spec.track, datasets, spec.budget, spec.options, spec.workers, spec.plugins)
     jobs = expand_jobs(registry, spec)
     result = BenchResult(jobs=jobs)
-    todo = []
+    todo: list[Job] = []
     for job in jobs:
         previous = finished_record(spec.out, job.track, job.config_hash)
         if previous is not None:
@@ -62,6 +68,10 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
             result.records.append(previous)
         else:
             todo.append(job)
+
+    cost = getattr(track, "job_cost", None)
+    if cost is not None:  # longest first, so that no worker idles at the end waiting on a long last job
+        todo.sort(key=lambda job: -cost(registry, job))
 
     def done(job: Job, record: dict[str, Any]) -> None:
         result.records.append(record)

@@ -11,7 +11,10 @@ For an edge j -> i, with n0(a), n1(a) the nearest and second-nearest neighbours 
     h_i <- residual MLP([W1 GraphConv(h, f1) || W2 GraphConv(h, f2)] + h),
     GraphConv(h, f)_i = W_rel sum_j h_j * f_ji + W_root h_i
 
-Angles follow DIG's reference implementation (including its mapping of negative phi and tau by + pi). The
+phi and tau take the paper's range [0, 2 pi). DIG's reference code folds negative values by + pi instead, which
+makes the features jump between 0 and pi for (near-)planar atoms, so a rotation can change the energy of a
+planar molecule and forces see a discontinuity; the paper's range has none (the bases are 2 pi-periodic). Where
+an angle is undefined (j is the very neighbour that defines i's frame) it is 0 with zero gradient. The
 convolutions are ``dig.ops.gather_mul_scatter``; the neighbour ranks come from one sort of the edges.
 Published QM9 defaults: cutoff 8, 4 layers, hidden 256, middle 64, 3 radial, 2 spherical, 3 output layers.
 """
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.basis import SphericalBasis, TorsionBasis
+from dig.nn.geometry import angle_between, safe_atan2
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -44,26 +48,30 @@ def nearest_neighbours(graph: CSRGraph, distance: Tensor) -> tuple[Tensor, Tenso
     return first, second
 
 
-def _dihedral(axis: Tensor, u: Tensor, v: Tensor) -> Tensor:
+def _dihedral(axis: Tensor, u: Tensor, v: Tensor, undefined: Tensor) -> Tensor:
+    """Signed rotation about ``axis`` from the plane (axis, u) to the plane (axis, v), in [0, 2 pi); 0 where
+    ``undefined`` (u or v along the axis, whose cross product is rounding noise, not 0)."""
     plane1, plane2 = torch.linalg.cross(axis, u), torch.linalg.cross(axis, v)
     a = (plane1 * plane2).sum(-1)
     b = (torch.linalg.cross(plane1, plane2) * axis).sum(-1) / axis.norm(dim=-1)
-    angle = torch.atan2(b, a)
-    return torch.where(angle < 0, angle + math.pi, angle)
+    angle = safe_atan2(torch.where(undefined, torch.zeros_like(b), b), torch.where(undefined, torch.ones_like(a), a))
+    return torch.where(angle < 0, angle + 2 * math.pi, angle)
 
 
 def local_frame_geometry(pos: Tensor, graph: CSRGraph, distance: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(theta, phi, tau) of every edge j -> i, as in DIG's ComENet."""
+    """(theta, phi, tau) of every edge j -> i: theta in [0, pi], phi and tau in [0, 2 pi) as in the paper."""
     j, i = graph.col, graph.row
     n0, n1 = nearest_neighbours(graph, distance)
     vec_ji = pos[j] - pos[i]
     vec_in0 = pos[n0[i]] - pos[i]
     vec_in1 = pos[n1[i]] - pos[i]
-    theta = torch.atan2(torch.linalg.cross(-vec_ji, vec_in0).norm(dim=-1), (-vec_ji * vec_in0).sum(-1))
-    phi = _dihedral(-vec_ji, vec_in0, vec_in1)
-    iref = torch.where(n0[i] == j, n1[i], n0[i])
+    j_is_n0 = n0[i] == j  # theta = 0 there; the other branch gets a harmless stand-in so no NaN gradient forms
+    theta = torch.where(j_is_n0, torch.zeros_like(distance),
+                        angle_between(-vec_ji, torch.where(j_is_n0.unsqueeze(-1), -vec_ji + 1, vec_in0)))
+    phi = _dihedral(-vec_ji, vec_in0, vec_in1, j_is_n0 | (n1[i] == j))
+    iref = torch.where(j_is_n0, n1[i], n0[i])
     jref = torch.where(n0[j] == i, n1[j], n0[j])
-    tau = _dihedral(vec_ji, pos[j] - pos[jref], pos[iref] - pos[i])
+    tau = _dihedral(vec_ji, pos[j] - pos[jref], pos[iref] - pos[i], (iref == j) | (jref == i))
     return theta, phi, tau
 
 

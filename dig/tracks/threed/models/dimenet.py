@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis
+from dig.nn.geometry import angle_between
 from dig.ops import CSRGraph, Triplets, gather_mul_scatter, radius_graph, segment, triplets
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -91,7 +92,7 @@ def triplet_geometry(pos: Tensor, graph: CSRGraph) -> tuple[CSRGraph, Tensor, Tr
     found = triplets(graph)
     vec_ji = pos[found.i] - pos[found.j]
     vec_jk = pos[found.k] - pos[found.j]
-    angle = torch.atan2(torch.linalg.cross(vec_ji, vec_jk).norm(dim=-1), (vec_ji * vec_jk).sum(-1))
+    angle = angle_between(vec_ji, vec_jk)
     edge_graph = CSRGraph.from_sorted(found.edge_ji, found.edge_kj, graph.num_edges)
     return edge_graph, angle, found
 

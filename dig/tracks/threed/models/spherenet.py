@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis, TorsionBasis
+from dig.nn.geometry import safe_atan2
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.models.dimenet import EmbeddingBlock, OutputPPBlock, Residual, triplet_geometry
 from dig.tracks.threed.protocol import MoleculeBatch, TargetStats
@@ -50,7 +51,7 @@ def angles_and_torsions(pos: Tensor, graph: CSRGraph):
     x_axis = reference - (reference * axis).sum(-1, keepdim=True) * axis
     x_axis = x_axis / x_axis.norm(dim=-1, keepdim=True)
     y_axis = torch.linalg.cross(axis, x_axis)
-    azimuth = torch.atan2((vec_jk * y_axis).sum(-1), (vec_jk * x_axis).sum(-1))
+    azimuth = safe_atan2((vec_jk * y_axis).sum(-1), (vec_jk * x_axis).sum(-1))
     with torch.no_grad():  # cyclic order of the azimuths within each edge j -> i (triplets are grouped by it)
         by_azimuth = torch.sort(azimuth, stable=True).indices
         order = by_azimuth[torch.sort(found.edge_ji[by_azimuth], stable=True).indices]
