@@ -31,12 +31,15 @@ def test_gather_mul_scatter_matches_index_add(dtype, weight_shape):
     torch.testing.assert_close(out, expected)
 
 
-def test_gather_mul_scatter_gradients():
+def test_gather_mul_scatter_gradients_first_and_second_order():
+    """Second derivatives matter: forces training differentiates -dE/dpos once more."""
     _, graph, _ = _graph()
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     for w in (torch.randn(15, 3, dtype=torch.float64), torch.randn(15, dtype=torch.float64)):
         w.requires_grad_(True)
         assert torch.autograd.gradcheck(lambda a, b: gather_mul_scatter(graph, a, b), (x, w))
+        assert torch.autograd.gradgradcheck(lambda a, b: gather_mul_scatter(graph, a, b), (x, w))
+    assert torch.autograd.gradgradcheck(lambda a: segment(a, torch.tensor([0, 2, 6]), "mean"), (x,))
 
 
 def test_gather_mul_scatter_noncontiguous_input():

@@ -105,6 +105,9 @@ def test_gradcheck_through_kernels(triton_backend):
     assert torch.autograd.gradcheck(lambda a, b: gather_mul_scatter(graph, a, b), (x, w_vec))
     assert torch.autograd.gradcheck(lambda a: spmm(graph, a, None, "mean"), (x,))
     assert torch.autograd.gradcheck(lambda a: edge_softmax(graph, a), (s,))
+    # second order (forces training): the backward runs through the ops again, so it has its own gradient
+    assert torch.autograd.gradgradcheck(lambda a, b: spmm(graph, a, b), (x, w))
+    assert torch.autograd.gradgradcheck(lambda a, b: gather_mul_scatter(graph, a, b), (x, w_vec))
 
 
 def test_sddmm_kernel_matches_torch():

@@ -87,9 +87,14 @@ def _aggregate_backward(ctx, grad_out, _grad_arg):
         if colptr.numel() == 0:
             colptr, t_row, t_perm = _torch.transpose(rowptr, col, x.size(0))
         t_weight = None if weight is None else weight.index_select(0, t_perm)
-        grad_x, _ = _aggregate_impl(colptr, t_row, grad_out.contiguous(), t_weight, x.size(0), "sum")
+        # through the op itself, so that a second derivative (forces training) has its own gradient formula
+        grad_x, _ = aggregate_op(colptr, t_row, grad_out.contiguous(), t_weight, _no_arg(x.device), _no_arg(x.device),
+                                 _no_arg(x.device), x.size(0), "sum")
     if weight is not None and ctx.needs_input_grad[3]:
-        if weight.dim() == 1:
+        if weight.dim() == 1 and torch.is_grad_enabled():  # create_graph: the differentiable formula
+            rows = _torch.edge_rows(rowptr, col.numel())
+            grad_w = (grad_out.index_select(0, rows) * x.index_select(0, col)).sum(-1)
+        elif weight.dim() == 1:
             if triton_enabled(x):
                 grad_w = _triton.sddmm(_torch.edge_rows(rowptr, col.numel()), col, grad_out, x)
             else:
