@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     data = sub.add_parser("data", help="dataset caches").add_subparsers(dest="action", required=True)
-    p = data.add_parser("prepare", help="build a dataset's cache, optionally from its canonical file")
+    p = data.add_parser("prepare", aliases=["build"],
+                        help="build a dataset's cache (simulated ones, e.g. xtb-aspirin) or read its canonical file")
     p.add_argument("dataset")
     p.add_argument("--track", default=None)
     p.add_argument("--from", dest="source", default=None, help="canonical file (e.g. DimeNet's qm9_eV.npz)")

@@ -12,7 +12,7 @@ from conftest import make_plugin_dist, run_dig
 
 from dig.runner.records import COLUMNS
 
-SMOKE = ("bench", "--track", "3d", "--budget", "smoke", "--quiet")
+SMOKE = ("bench", "--track", "3d", "--datasets", "qm9", "--budget", "smoke", "--quiet")
 
 NAN_PLUGIN = """
 import torch

@@ -8,7 +8,7 @@ import torch
 from conftest import run_dig
 
 from dig.errors import DataError
-from dig.tracks.threed.md import MD17, XTBDynamics, read_md17_npz, simulate_xtb_dynamics
+from dig.tracks.threed.md import MD17, XTBDynamics, build_xtb_frames, read_md17_npz, simulate_xtb_dynamics
 from dig.tracks.threed.models.schnet import build_schnet
 from dig.tracks.threed.train import MoleculeLoader, energy_and_forces, target_stats
 
@@ -42,6 +42,16 @@ def test_xtb_dynamics_forces_are_minus_energy_gradient(ethanol_frames):
         numeric = -(energies[0] - energies[1]) / (2 * step)
         assert atoms.get_forces()[atom, axis] == pytest.approx(numeric, abs=2e-3)
     np.testing.assert_allclose(atoms.get_forces(), frames["forces"][50], atol=1e-3)
+
+
+def test_independent_trajectories_are_built_in_parallel_and_concatenated():
+    settings = dict(temperature_k=500.0, timestep_fs=0.5, stride=2, equilibration_steps=2)
+    frames = build_xtb_frames("CCO", frames=7, trajectories=2, seed=3, **settings)
+    assert frames["pos"].shape == (7, 9, 3) and frames["forces"].shape == (7, 9, 3) and frames["energy"].shape == (7,)
+    first = simulate_xtb_dynamics("CCO", frames=4, seed=3, **settings)  # the first run takes the extra frame
+    second = simulate_xtb_dynamics("CCO", frames=3, seed=4, **settings)
+    np.testing.assert_allclose(frames["energy"], np.concatenate([first["energy"], second["energy"]]))
+    np.testing.assert_allclose(frames["pos"][4:], second["pos"])
 
 
 def _write_md17(path, frames):

@@ -47,7 +47,7 @@ def test_disabling_a_plugin_by_name_or_autoload(tmp_path):
 
 def test_bench_still_runs_beside_a_broken_plugin(tmp_path):
     path = make_plugin_dist(tmp_path / "site", "broken-dist", "broken", "broken_plugin", BROKEN_AT_IMPORT)
-    out = run_dig("bench", "--track", "3d", "--models", "mean", "--seeds", "0", "--budget", "smoke",
+    out = run_dig("bench", "--track", "3d", "--datasets", "qm9", "--models", "mean", "--seeds", "0", "--budget", "smoke",
                   "--out", str(tmp_path / "res"), "--quiet", extra_path=path)
     assert out.returncode == 0, out.stderr
     assert "boom at import" in out.stderr

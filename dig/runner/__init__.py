@@ -10,7 +10,7 @@ from typing import Any
 from dig.errors import DigError
 from dig.plugins import PluginSettings
 from dig.registry import Registry
-from dig.runner.executors import EXECUTORS, prepare_in_pool, run_in_pool, run_in_process, run_with_submitit
+from dig.runner.executors import EXECUTORS, run_in_pool, run_in_process, run_with_submitit
 from dig.runner.records import COLUMNS, finished_record, gather_csv, load_records
 from dig.runner.spec import BenchSpec, Job, expand_jobs
 
@@ -53,11 +53,6 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
         raise DigError(f"--workers must be at least 1, got {spec.workers}")
     progress = progress or Progress()
     track = registry.get("track", spec.track).obj
-    datasets = spec.datasets or list(track.default_datasets)
-    for name in datasets:
-        registry.get("dataset", name, track=spec.track)  # unknown names fail before anything is built
-    if spec.workers > 1 and len(datasets) > 1:
-        prepare_in_pool(spec.track, datasets, spec.budget, spec.options, spec.workers, spec.plugins)
     jobs = expand_jobs(registry, spec)
     result = BenchResult(jobs=jobs)
     todo: list[Job] = []

@@ -39,30 +39,6 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _prepare_in_worker(track: str, dataset: str, budget: str, options: dict[str, Any], settings: PluginSettings,
-                       threads: int) -> str:
-    import torch
-
-    from dig.plugins import load_plugins
-
-    torch.set_num_threads(threads)
-    registry = load_plugins(settings).registry
-    registry.get("track", track).obj.prepare(registry.get("dataset", dataset, track=track), budget, options)
-    return dataset
-
-
-def prepare_in_pool(track: str, datasets: Sequence[str], budget: str, options: dict[str, Any], workers: int,
-                    settings: PluginSettings) -> None:
-    """Build the caches of several datasets at once (e.g. one xTB simulation per core) before jobs expand."""
-    count = min(workers, len(datasets))
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-        futures = [pool.submit(_prepare_in_worker, track, name, budget, options, settings, threads_per_worker(count))
-                   for name in datasets]
-        for future in as_completed(futures):
-            future.result()
-
-
 def run_in_process(jobs: Sequence[Job], out_dir: str, registry: Registry, on_start: JobStart, on_done: JobDone) -> None:
     for job in jobs:
         on_done(job, execute_job(job, out_dir, registry=registry, on_epoch=on_start(job)))

@@ -3,10 +3,11 @@
 - ``MD17``: the canonical sGDML/MD17 ``.npz`` files (``R`` [M, n, 3] Å, ``z`` [n], ``E`` [M] or [M, 1]
   kcal/mol, ``F`` [M, n, 3] kcal/mol/Å) of Chmiela et al. 2017, prepared once with
   ``dig data prepare md17-aspirin --from md17_aspirin.npz`` (nothing is downloaded).
-- ``XTBDynamics``: the same molecules simulated here: an RDKit ETKDG + MMFF94 conformer, Langevin dynamics at
+- ``XTBDynamics``: the same molecules simulated here: RDKit ETKDG + MMFF94 conformers, Langevin dynamics at
   500 K (MD17's temperature) driven by GFN2-xTB (``tblite``), one frame kept every ``stride`` steps after
-  equilibration, energies and forces from the same GFN2-xTB calls, in eV and eV/Å. Built on first use and
-  cached with a checksum.
+  equilibration, energies and forces from the same GFN2-xTB calls, in eV and eV/Å. Independent trajectories
+  run in parallel (one per core). Built on first use (or ``dig data build xtb-aspirin``) and cached with a
+  checksum.
 
 Splits follow DIG's MD17 protocol: a seeded permutation, 1,000 train / 1,000 validation / rest test for the
 paper budget, smaller prefixes for the smaller budgets.
@@ -142,20 +143,22 @@ class XTBDynamics(_FrameDataset):
     forces_unit = "eV/A"
 
     def __init__(self, molecule: str, frames: int = 2_500, temperature_k: float = 500.0, timestep_fs: float = 0.5,
-                 stride: int = 10, equilibration_steps: int = 200, seed: int = 0) -> None:
+                 stride: int = 10, equilibration_steps: int = 200, seed: int = 0, trajectories: int = 2) -> None:
         super().__init__()
         if molecule not in MD17_MOLECULES:
             raise DataError(f"unknown molecule {molecule!r}; known: {', '.join(MD17_MOLECULES)}")
         self.molecule, self.name = molecule, f"xtb-{molecule}"
         self.settings = {"frames": frames, "temperature_k": temperature_k, "timestep_fs": timestep_fs,
                          "stride": stride, "equilibration_steps": equilibration_steps, "seed": seed}
-        self.cache_name = f"{self.name}-{frames}f-{int(temperature_k)}K-s{seed}-v1"
+        self.trajectories = trajectories
+        self.cache_name = f"{self.name}-{frames}f-{trajectories}x-{int(temperature_k)}K-s{seed}-v2"
 
     def prepare(self, source: str | os.PathLike | None = None) -> dict[str, Any]:
         if source is not None:
             raise DataError(f"{self.name} is simulated here, not read from a file; run without --from")
-        arrays = simulate_xtb_dynamics(MD17_MOLECULES[self.molecule], **self.settings)
-        manifest = {"dataset": self.name, "source": "GFN2-xTB Langevin MD (tblite)", **self.settings}
+        arrays = build_xtb_frames(MD17_MOLECULES[self.molecule], trajectories=self.trajectories, **self.settings)
+        manifest = {"dataset": self.name, "source": "GFN2-xTB Langevin MD (tblite)", "trajectories": self.trajectories,
+                    **self.settings}
         save_cached_arrays(self.cache_name, arrays, manifest)
         self._molecules = None
         return manifest
@@ -170,11 +173,34 @@ class XTBDynamics(_FrameDataset):
     def card(self) -> Mapping[str, Any]:
         return {
             "name": f"{self.molecule} GFN2-xTB dynamics", "level_of_theory": "GFN2-xTB (tblite)",
-            "sampling": f"Langevin MD at {self.settings['temperature_k']} K, {self.settings['timestep_fs']} fs steps, "
-                        f"every {self.settings['stride']}th step after {self.settings['equilibration_steps']}",
+            "sampling": f"{self.trajectories} independent Langevin MD runs at {self.settings['temperature_k']} K, "
+                        f"{self.settings['timestep_fs']} fs steps, every {self.settings['stride']}th step after "
+                        f"{self.settings['equilibration_steps']}",
             "start": "RDKit ETKDG conformer relaxed with MMFF94", "units": "eV, eV/Å",
-            "smiles": MD17_MOLECULES[self.molecule], "split_sizes": SPLIT_SIZES, **self.settings,
+            "smiles": MD17_MOLECULES[self.molecule], "split_sizes": SPLIT_SIZES, "trajectories": self.trajectories,
+            **self.settings,
         }
+
+
+def build_xtb_frames(smiles: str, frames: int, trajectories: int, seed: int, **settings: Any) -> dict[str, np.ndarray]:
+    """``frames`` frames from ``trajectories`` independent runs (seeds seed, seed+1, ...; each its own RDKit
+    conformer and velocities), simulated in parallel processes, one per core, and concatenated in seed order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    counts = [frames // trajectories + (k < frames % trajectories) for k in range(trajectories)]
+    calls = [dict(smiles=smiles, frames=count, seed=seed + k, **settings) for k, count in enumerate(counts)]
+    workers = min(trajectories, os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            runs = list(pool.map(_simulate_kwargs, calls))
+    else:
+        runs = [_simulate_kwargs(call) for call in calls]
+    return {"z": runs[0]["z"], **{key: np.concatenate([run[key] for run in runs]) for key in ("pos", "energy", "forces")}}
+
+
+def _simulate_kwargs(kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
+    return simulate_xtb_dynamics(**kwargs)
 
 
 def simulate_xtb_dynamics(smiles: str, frames: int, temperature_k: float, timestep_fs: float, stride: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, replace
@@ -26,10 +27,17 @@ from dig.tracks.threed.train import (
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(epochs=2, batch_size=32, lr=1e-3),
-    "default": TrainConfig(epochs=12, batch_size=32, lr=1e-3, warmup_epochs=0.5),
+    "default": TrainConfig(epochs=5, batch_size=32, lr=1e-3, warmup_epochs=0.5),  # SchNet-equivalent epochs
     # DIG / SphereNet protocol: Adam, lr 5e-4 halved every 100 epochs, batch 32, 1000 epochs (GPU scale).
     "paper": TrainConfig(epochs=1000, batch_size=32, lr=5e-4, schedule="step", step_epochs=100, gamma=0.5),
 }
+
+
+# Budgets in which every model gets about the same CPU time on a dataset: the dataset's "train" epochs are
+# SchNet-equivalent, and a model with ``relative_cost`` c (its CPU time per molecule over SchNet's, measured at
+# the default sizes) trains for max(min_epochs, ceil(epochs / c)) epochs; ``min_epochs`` (dataset, default 1)
+# is the floor below which a model cannot learn the task at all. The paper budget trains everyone equally long.
+EQUAL_TIME_BUDGETS = ("smoke", "default")
 
 
 def _per_budget(meta: Mapping[str, Any], key: str, budget: str) -> dict[str, Any]:
@@ -39,7 +47,7 @@ def _per_budget(meta: Mapping[str, Any], key: str, budget: str) -> dict[str, Any
 
 class ThreeDTrack:
     name = "3d"
-    default_datasets = ("qm9",)
+    default_datasets = ("qm9", "xtb-aspirin", "xtb-ethanol")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         dataset.obj.load()
@@ -54,8 +62,13 @@ class ThreeDTrack:
             raise DigError(f"unknown budget {budget!r}; use one of {', '.join(TRAIN_CONFIGS)}")
         molecules = dataset.obj.load()
         split = dataset.obj.split(budget, len(molecules))
-        overrides = {**_per_budget(dataset.meta, "train", budget), **_per_budget(model.meta, "train", budget)}
-        train = replace(TRAIN_CONFIGS[budget], **overrides)
+        dataset_train = _per_budget(dataset.meta, "train", budget)
+        min_epochs = int(dataset_train.pop("min_epochs", 1))
+        train = replace(TRAIN_CONFIGS[budget], **dataset_train)
+        cost = float(model.meta.get("relative_cost", 1.0))
+        if budget in EQUAL_TIME_BUDGETS:
+            train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
+        train = replace(train, **_per_budget(model.meta, "train", budget))
         return {
             "budget": budget,
             "targets": self._targets(dataset, options),
@@ -63,7 +76,15 @@ class ThreeDTrack:
             "train": asdict(train),
             "hparams": _per_budget(model.meta, "hparams", budget),
             "evaluator": dataset.meta.get("evaluator", "mae"),
+            "relative_cost": cost,
         }
+
+    def job_cost(self, registry: Registry, job) -> float:
+        """Rough CPU time of ``job`` (for longest-first scheduling): molecule passes x atoms x model cost."""
+        molecules = registry.get("dataset", job.dataset, track=self.name).obj.load()
+        train = job.config["train"]
+        passes = job.config["split"]["train"] * train["epochs"] * (3.0 if train["forces_weight"] > 0 else 1.0)
+        return passes * int(molecules.ptr[-1]) / max(len(molecules), 1) * job.config.get("relative_cost", 1.0)
 
     def run_job(
         self,
