@@ -184,18 +184,26 @@ class XTBDynamics(_FrameDataset):
 
 def build_xtb_frames(smiles: str, frames: int, trajectories: int, seed: int, **settings: Any) -> dict[str, np.ndarray]:
     """``frames`` frames from ``trajectories`` independent runs (seeds seed, seed+1, ...; each its own RDKit
-    conformer and velocities), simulated in parallel processes, one per core, and concatenated in seed order."""
+    conformer and velocities), simulated in fresh processes, one per core, and concatenated in seed order.
+
+    The processes start with OMP_NUM_THREADS=1: tblite's OpenMP reads it once, when the runtime first loads,
+    and in a process that has imported torch that has already happened (measured: GFN2-xTB on 2 threads per
+    process ran several times slower than on 1 for these molecules)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     counts = [frames // trajectories + (k < frames % trajectories) for k in range(trajectories)]
     calls = [dict(smiles=smiles, frames=count, seed=seed + k, **settings) for k, count in enumerate(counts)]
-    workers = min(trajectories, os.cpu_count() or 1)
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned processes
+    try:
+        with ProcessPoolExecutor(min(trajectories, os.cpu_count() or 1), mp_context=get_context("spawn")) as pool:
             runs = list(pool.map(_simulate_kwargs, calls))
-    else:
-        runs = [_simulate_kwargs(call) for call in calls]
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
     return {"z": runs[0]["z"], **{key: np.concatenate([run[key] for run in runs]) for key in ("pos", "energy", "forces")}}
 
 
@@ -206,7 +214,7 @@ def _simulate_kwargs(kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
 def simulate_xtb_dynamics(smiles: str, frames: int, temperature_k: float, timestep_fs: float, stride: int,
                           equilibration_steps: int, seed: int) -> dict[str, np.ndarray]:
     """Langevin dynamics on the GFN2-xTB surface; returns frames with energies (eV) and forces (eV/Å)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # measured: tblite on 2 threads was 14x slower for small molecules
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # effective only if no OpenMP runtime is loaded yet; see build_xtb_frames
     try:
         from ase import Atoms, units
         from ase.constraints import FixCom
