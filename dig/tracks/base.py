@@ -49,6 +49,9 @@ class Track(Protocol):
     def job_config(self, dataset: Entry, model: Entry, budget: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """Every setting that determines the job's result (JSON-serialisable); it is hashed into the job id."""
 
+    # Optional: ``job_cost(registry, job) -> float``, a rough relative CPU time; the runner starts the
+    # costliest jobs first so that parallel workers finish together.
+
     def run_job(
         self,
         registry: Registry,

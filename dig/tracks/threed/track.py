@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dig.errors import DigError
+from dig.errors import DigError, UnknownNameError
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit
 from dig.tracks.threed.evaluators import force_mae
@@ -54,7 +54,11 @@ class ThreeDTrack:
 
     def _targets(self, dataset: Entry, options: Mapping[str, Any]) -> list[str]:
         targets = list(options.get("targets") or dataset.obj.default_targets())
-        dataset.obj.load().target_index(targets)
+        try:
+            dataset.obj.load().target_index(targets)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"dataset {dataset.name!r}: {exc} (pick the datasets that have them with "
+                                   f"--datasets, e.g. --datasets qm9)") from exc
         return targets
 
     def job_config(self, dataset: Entry, model: Entry, budget: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,6 +70,9 @@ class ThreeDTrack:
         min_epochs = int(dataset_train.pop("min_epochs", 1))
         train = replace(TRAIN_CONFIGS[budget], **dataset_train)
         cost = float(model.meta.get("relative_cost", 1.0))
+        if not cost > 0:
+            raise DigError(f"model {model.name!r} (plugin {model.plugin!r}) declares relative_cost={cost}; it must be "
+                           "a positive number (its CPU time per molecule over SchNet's)")
         if budget in EQUAL_TIME_BUDGETS:
             train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
         train = replace(train, **_per_budget(model.meta, "train", budget))

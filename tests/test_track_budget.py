@@ -1,0 +1,51 @@
+"""The 3D track's budgets: equal CPU time per model (relative cost, floor), longest-first ordering, and the
+messages for a bad cost or a target the dataset lacks."""
+
+import pytest
+
+from dig.errors import DigError, UnknownNameError
+from dig.plugins import load_plugins
+from dig.runner.spec import BenchSpec, expand_jobs
+from dig.tracks.threed.qm9 import QM9
+
+
+@pytest.fixture(scope="module")
+def registry():
+    registry = load_plugins().registry
+    with registry.registering_for("test"):
+        registry.add_dataset("qm9-md-like", QM9(), track="3d", evaluator="mae", summary="QM9 with MD epochs",
+                             train={"default": {"epochs": 20, "min_epochs": 5}})
+        registry.add_model("cheap", registry.get("model", "schnet").obj, track="3d", summary="cost 0.5",
+                           relative_cost=0.5)
+        registry.add_model("free", registry.get("model", "schnet").obj, track="3d", summary="bad", relative_cost=0)
+    return registry
+
+
+def _epochs(registry, dataset, model):
+    track = registry.get("track", "3d").obj
+    config = track.job_config(registry.get("dataset", dataset), registry.get("model", model), "default", {})
+    return config["train"]["epochs"]
+
+
+def test_default_budget_gives_every_model_the_same_cpu_time(registry):
+    assert _epochs(registry, "qm9", "schnet") == 5
+    assert _epochs(registry, "qm9", "comenet") == 2  # ceil(5 / 2.5)
+    assert _epochs(registry, "qm9", "dimenet++") == 1
+    assert _epochs(registry, "qm9", "cheap") == 10
+    assert _epochs(registry, "qm9-md-like", "schnet") == 20
+    assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # ceil(20 / 14) = 2, raised to the floor
+
+
+def test_jobs_are_ordered_costliest_first(registry):
+    track = registry.get("track", "3d").obj
+    jobs = expand_jobs(registry, BenchSpec(track="3d", datasets=["qm9"], models=["schnet", "spherenet"], seeds=[0]))
+    costs = {job.model: track.job_cost(registry, job) for job in jobs}
+    assert costs["spherenet"] > costs["schnet"]
+
+
+def test_bad_cost_and_missing_target_name_the_thing_and_the_fix(registry):
+    track = registry.get("track", "3d").obj
+    with pytest.raises(DigError, match=r"'free' \(plugin 'test'\) declares relative_cost=0"):
+        track.job_config(registry.get("dataset", "qm9"), registry.get("model", "free"), "default", {})
+    with pytest.raises(UnknownNameError, match=r"dataset 'qm9'.*'U1'.*--datasets"):
+        track.job_config(registry.get("dataset", "qm9"), registry.get("model", "schnet"), "default", {"targets": ["U1"]})
