@@ -30,17 +30,18 @@ def _random_rotation(seed=0, dtype=torch.float32):
     return q.to(dtype)
 
 
-def _models(stats):
-    yield "schnet", build_schnet(stats, hidden=16, filters=16, interactions=2, num_gaussians=10, cutoff=5.0)
-    yield "dimenet++", build_dimenet_pp(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, blocks=2,
-                                        num_spherical=4, num_radial=4)
-    yield "spherenet", build_spherenet(stats, hidden=16, out_emb=16, int_emb=8, basis_emb=4, layers=2)
-    yield "comenet", build_comenet(stats, hidden=16, middle=8, layers=2, cutoff=5.0)
+def _models(stats, width=16):
+    yield "schnet", build_schnet(stats, hidden=width, filters=width, interactions=2, num_gaussians=width, cutoff=5.0)
+    yield "dimenet++", build_dimenet_pp(stats, hidden=width, out_emb=width, int_emb=width // 2, basis_emb=width // 4,
+                                        blocks=2)
+    yield "spherenet", build_spherenet(stats, hidden=width, out_emb=width, int_emb=width // 2, basis_emb=width // 4,
+                                       layers=2)
+    yield "comenet", build_comenet(stats, hidden=width, middle=width // 2, layers=2, cutoff=5.0)
     try:
         from dig_egnn.plugin import build_egnn
     except ImportError:
         return
-    yield "egnn", build_egnn(stats, hidden=16, layers=2, cutoff=5.0)
+    yield "egnn", build_egnn(stats, hidden=width, layers=2, cutoff=5.0)
 
 
 def test_shape_and_invariance(setup):
@@ -83,22 +84,10 @@ def test_mean_baseline_predicts_the_training_mean(setup):
     np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(expected, (8, 2)), rtol=1e-6)
 
 
-def _overfit_models(stats):
-    yield "schnet", build_schnet(stats, hidden=32, filters=32, interactions=2, num_gaussians=20, cutoff=5.0)
-    yield "dimenet++", build_dimenet_pp(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, blocks=2)
-    yield "spherenet", build_spherenet(stats, hidden=32, out_emb=32, int_emb=16, basis_emb=8, layers=2)
-    yield "comenet", build_comenet(stats, hidden=32, middle=16, layers=2, cutoff=5.0)
-    try:
-        from dig_egnn.plugin import build_egnn
-    except ImportError:
-        return
-    yield "egnn", build_egnn(stats, hidden=32, layers=2, cutoff=5.0)
-
-
 def test_every_model_overfits_a_few_molecules(setup):
     stats, batch, *_, scale = setup
     torch.manual_seed(0)
-    for name, model in _overfit_models(stats):
+    for name, model in _models(stats, width=32):
         first, last = _overfit(model, batch, scale, 300)
         assert last < 0.15 * first, (name, first, last)
 
