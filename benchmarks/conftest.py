@@ -51,8 +51,8 @@ def compare(benchmark, request):
 def pytest_terminal_summary(terminalreporter):
     if RATIOS:
         terminalreporter.section("dig benchmark ratios (reference median / ours median, same run)")
-        for name, label, ratio, note in RATIOS:
-            terminalreporter.write_line(f"{name:60s} {label:22s} {ratio:8.2f}x  {note}")
+        for name, label, value, note, *unit in RATIOS:  # a ratio unless the entry names its unit
+            terminalreporter.write_line(f"{name:60s} {label:22s} {value:8.2f}{unit[0] if unit else 'x'}  {note}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,4 +112,4 @@ def test_model_training_throughput_and_memory(name, qm9_slice, pyg_peak_mb, comp
                                    note=f"{name} (paper size) vs PyG SchNet, {MOLECULES} molecules")
     RATIOS.append((f"{name}_molecules_per_s", "ours", MOLECULES / ours_s,
                    f"PyG SchNet {MOLECULES / pyg_s:.1f} mol/s; peak RSS of a one-epoch process "
-                   f"{peak_memory_mb(name):.0f} MB vs PyG SchNet {pyg_peak_mb:.0f} MB"))
+                   f"{peak_memory_mb(name):.0f} MB vs PyG SchNet {pyg_peak_mb:.0f} MB", " mol/s"))
