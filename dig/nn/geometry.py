@@ -19,13 +19,17 @@ def safe_norm(v: Tensor, dim: int = -1) -> Tensor:
     return torch.where(zero, torch.zeros_like(norm), norm).squeeze(dim)
 
 
-def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
-    """atan2(y, x) with value 0 and zero gradient at y = x = 0."""
+def safe_atan2(y: Tensor, x: Tensor, undefined: Tensor | None = None) -> Tensor:
+    """atan2(y, x) with value 0 and zero gradient at y = x = 0 and wherever ``undefined`` (an angle the caller
+    knows to be meaningless there, e.g. from a cross product that is rounding noise rather than exactly 0)."""
     origin = (x == 0) & (y == 0)
+    if undefined is not None:
+        origin = origin | undefined
     angle = torch.atan2(torch.where(origin, torch.zeros_like(y), y), torch.where(origin, torch.ones_like(x), x))
     return torch.where(origin, torch.zeros_like(angle), angle)
 
 
-def angle_between(u: Tensor, v: Tensor) -> Tensor:
-    """The angle in [0, pi] between u and v, as atan2(|u x v|, u . v) (accurate near 0 and pi)."""
-    return safe_atan2(safe_norm(torch.linalg.cross(u, v)), (u * v).sum(-1))
+def angle_between(u: Tensor, v: Tensor, undefined: Tensor | None = None) -> Tensor:
+    """The angle in [0, pi] between u and v, as atan2(|u x v|, u . v) (accurate near 0 and pi); 0 where
+    ``undefined``."""
+    return safe_atan2(safe_norm(torch.linalg.cross(u, v)), (u * v).sum(-1), undefined)

@@ -54,7 +54,7 @@ def _dihedral(axis: Tensor, u: Tensor, v: Tensor, undefined: Tensor) -> Tensor:
     plane1, plane2 = torch.linalg.cross(axis, u), torch.linalg.cross(axis, v)
     a = (plane1 * plane2).sum(-1)
     b = (torch.linalg.cross(plane1, plane2) * axis).sum(-1) / axis.norm(dim=-1)
-    angle = safe_atan2(torch.where(undefined, torch.zeros_like(b), b), torch.where(undefined, torch.ones_like(a), a))
+    angle = safe_atan2(b, a, undefined)
     return torch.where(angle < 0, angle + 2 * math.pi, angle)
 
 
@@ -65,9 +65,8 @@ def local_frame_geometry(pos: Tensor, graph: CSRGraph, distance: Tensor) -> tupl
     vec_ji = pos[j] - pos[i]
     vec_in0 = pos[n0[i]] - pos[i]
     vec_in1 = pos[n1[i]] - pos[i]
-    j_is_n0 = n0[i] == j  # theta = 0 there; the other branch gets a harmless stand-in so no NaN gradient forms
-    theta = torch.where(j_is_n0, torch.zeros_like(distance),
-                        angle_between(-vec_ji, torch.where(j_is_n0.unsqueeze(-1), -vec_ji + 1, vec_in0)))
+    j_is_n0 = n0[i] == j
+    theta = angle_between(-vec_ji, vec_in0, j_is_n0)
     phi = _dihedral(-vec_ji, vec_in0, vec_in1, j_is_n0 | (n1[i] == j))
     iref = torch.where(j_is_n0, n1[i], n0[i])
     jref = torch.where(n0[j] == i, n1[j], n0[j])
