@@ -22,7 +22,7 @@ from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, Molecul
 class TrainConfig:
     epochs: int
     batch_size: int = 32
-    eval_batch_size: int = 256
+    eval_batch_size: int = 32  # measured on CPU: SphereNet predicts 119 molecules/s at 32, 85 at 256
     lr: float = 5e-4
     schedule: str = "cosine"  # "cosine": to lr * min_lr_ratio over all steps; "step": * gamma every step_epochs
     min_lr_ratio: float = 0.02
