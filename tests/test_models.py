@@ -214,9 +214,59 @@ def test_comenet_local_frames_use_the_nearest_neighbours(setup):
 
     _, batch, *_ = setup
     graph, distance = radius_graph(batch.pos, batch.ptr, 4.0)
-    first, second = nearest_neighbours(graph, distance)
+    ranked, ranked_distance = nearest_neighbours(graph, distance, count=3)
     for atom in range(batch.z.numel()):
-        neighbours = [(float((batch.pos[atom] - batch.pos[j]).norm()), j) for j in graph.col[graph.row == atom].tolist()]
-        ranked = [j for _, j in sorted(neighbours)]
-        assert int(first[atom]) == ranked[0]
-        assert int(second[atom]) == (ranked[1] if len(ranked) > 1 else ranked[0])
+        neighbours = sorted((float((batch.pos[atom] - batch.pos[j]).norm()), j)
+                            for j in graph.col[graph.row == atom].tolist())
+        for rank in range(3):
+            expected = neighbours[min(rank, len(neighbours) - 1)][1]
+            assert int(ranked[atom, rank]) == expected
+            if rank < len(neighbours):
+                assert float(ranked_distance[atom, rank]) == pytest.approx(neighbours[rank][0], abs=1e-5)
+            else:
+                assert ranked_distance[atom, rank] == float("inf")
+
+
+def _swap_path(steps=201):
+    """Two hydrogens of a carbon swap distance rank halfway along a straight path (1.00/1.10 A -> 1.10/1.00 A),
+    so the carbon's nearest neighbour, and ComENet's frame, changes there; a third atom makes the frames 3D."""
+    t = torch.linspace(0, 1, steps, dtype=torch.float64)
+    first, second = 1.0 + 0.1 * t, 1.1 - 0.1 * t
+    pos = torch.zeros(steps, 4, 3, dtype=torch.float64)
+    pos[:, 1] = torch.stack([first, 0 * t, 0 * t], 1)
+    pos[:, 2] = torch.stack([-0.3 * second, 0.95 * second, 0 * t], 1)
+    pos[:, 3] = torch.tensor([-0.5, -0.6, 1.2], dtype=torch.float64)
+    z = torch.tensor([6, 1, 1, 8]).repeat(steps)
+    return MoleculeBatch(z=z, pos=pos.reshape(-1, 3), batch=torch.arange(steps).repeat_interleave(4),
+                         ptr=torch.arange(steps + 1) * 4, y=torch.zeros(steps, 2), num_graphs=steps)
+
+
+def test_comenet_smooth_frames_remove_the_jump_where_neighbours_swap(setup):
+    stats, *_ = setup
+    path = _swap_path()
+    steps = {}
+    for width in (0.0, 0.1):
+        torch.manual_seed(0)
+        model = build_comenet(stats, hidden=16, middle=8, layers=2, cutoff=5.0, frame_switch_width=width).double()
+        with torch.no_grad():
+            energy = model(path)[:, 0]
+        steps[width] = (energy.diff().abs().max() / energy.diff().abs().median()).item()
+    assert steps[0.0] > 50, "hard frames: the energy should jump where the nearest neighbour changes"
+    assert steps[0.1] < 5, f"smooth frames: largest step {steps[0.1]:.1f}x the median step"
+
+
+def test_energy_offset_is_the_median_training_residual(setup):
+    from dig.tracks.threed.train import energy_offset, predict
+
+    stats, _, molecules, split, columns, _ = setup
+    torch.manual_seed(0)
+    model = build_schnet(stats, hidden=8, filters=8, interactions=1, num_gaussians=8, cutoff=5.0)
+    train = MoleculeLoader(molecules, split["train"][:64], columns, batch_size=16)
+    pred, ref = predict(model, train)
+    expected = float(np.median(ref.y[:, 0] - pred.y[:, 0]))
+    offset = energy_offset(model, train)
+    assert offset == pytest.approx(expected, rel=1e-6)
+    shifted, _ = predict(model, train, offset=offset)
+    np.testing.assert_allclose(shifted.y[:, 0], pred.y[:, 0] + offset)
+    np.testing.assert_allclose(shifted.y[:, 1], pred.y[:, 1])
+    assert np.median(ref.y[:, 0] - shifted.y[:, 0]) == pytest.approx(0.0, abs=1e-9)

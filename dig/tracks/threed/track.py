@@ -19,6 +19,7 @@ from dig.tracks.threed.train import (
     MoleculeLoader,
     TrainConfig,
     count_parameters,
+    energy_offset,
     fit,
     predict,
     target_columns,
@@ -125,8 +126,9 @@ class ThreeDTrack:
         start = time.perf_counter()
         metrics: list[Metric] = []
         with_forces = train_config.forces_weight > 0
+        offset = energy_offset(net, loaders["train"]) if with_forces else 0.0
         for part in ("valid", "test"):  # the test split is read once, at the selected epoch
-            pred, ref = predict(net, loaders[part], with_forces)
+            pred, ref = predict(net, loaders[part], with_forces, offset)
             values = dict(evaluator.obj(pred.y, ref.y, targets))
             if with_forces:
                 values.update(force_mae(pred.forces, ref.forces, molecules.forces_unit))
@@ -139,5 +141,5 @@ class ThreeDTrack:
             params=count_parameters(net),
             train_s=result.train_s,
             eval_s=eval_s,
-            extra={"best_epoch": result.best_epoch, "history": result.history},
+            extra={"best_epoch": result.best_epoch, "history": result.history, "energy_offset": offset},
         )

@@ -28,24 +28,36 @@ from torch import Tensor, nn
 
 from dig.nn.basis import SphericalBasis, TorsionBasis
 from dig.nn.geometry import angle_between, safe_atan2
+from dig.nn.init import glorot_linear_init
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
 
 
-def nearest_neighbours(graph: CSRGraph, distance: Tensor) -> tuple[Tensor, Tensor]:
-    """Nearest and second-nearest neighbour of every atom (the second is the nearest when there is only one;
-    an atom without neighbours gets itself)."""
-    atoms = torch.arange(graph.num_dst_nodes, device=distance.device)
+def nearest_neighbours(graph: CSRGraph, distance: Tensor, count: int = 2) -> tuple[Tensor, Tensor]:
+    """The ``count`` nearest neighbours of every atom, [A, count] each: their atom indices (the last one found
+    repeats where an atom has fewer; an atom without neighbours gets itself) and their distances (+inf where
+    missing; differentiable, so the frame gates of ``local_frame_geometry`` carry forces)."""
+    num_atoms = graph.num_dst_nodes
+    atoms = torch.arange(num_atoms, device=distance.device)
     if graph.num_edges == 0:
-        return atoms, atoms
+        return atoms.unsqueeze(1).repeat(1, count), distance.new_full((num_atoms, count), math.inf)
     with torch.no_grad():
         order = torch.sort(distance, stable=True).indices
         order = order[torch.sort(graph.row[order], stable=True).indices]  # by destination, then distance
         degree, start, last = graph.in_degree(), graph.rowptr[:-1], graph.num_edges - 1
-        first = torch.where(degree >= 1, graph.col[order[start.clamp(max=last)]], atoms)
-        second = torch.where(degree >= 2, graph.col[order[(start + 1).clamp(max=last)]], first)
-    return first, second
+        rank = torch.arange(count, device=distance.device)
+        present = rank < degree.unsqueeze(1)  # [A, count]
+        edge = order[(start.unsqueeze(1) + torch.minimum(rank, (degree - 1).clamp(min=0).unsqueeze(1))).clamp(max=last)]
+        index = torch.where(degree.unsqueeze(1) >= 1, graph.col[edge], atoms.unsqueeze(1))
+    ranked = torch.where(present, distance[edge], torch.full_like(distance[edge], math.inf))
+    return index, ranked
+
+
+def smootherstep(x: Tensor) -> Tensor:
+    """0 for x <= 0, 1 for x >= 1, 6x^5 - 15x^4 + 10x^3 between (flat to second order at both ends)."""
+    x = x.clamp(0.0, 1.0)
+    return x * x * x * (x * (6 * x - 15) + 10)
 
 
 def _dihedral(axis: Tensor, u: Tensor, v: Tensor, undefined: Tensor) -> Tensor:
@@ -58,10 +70,21 @@ def _dihedral(axis: Tensor, u: Tensor, v: Tensor, undefined: Tensor) -> Tensor:
     return torch.where(angle < 0, angle + 2 * math.pi, angle)
 
 
-def local_frame_geometry(pos: Tensor, graph: CSRGraph, distance: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(theta, phi, tau) of every edge j -> i: theta in [0, pi], phi and tau in [0, 2 pi) as in the paper."""
+def local_frame_geometry(
+    pos: Tensor, graph: CSRGraph, distance: Tensor, cutoff: float, switch_width: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(theta, phi, tau) of every edge j -> i, theta in [0, pi], phi and tau in [0, 2 pi) as in the paper, and
+    their gates (g_theta, g_phi, g_tau) in [0, 1] (see ``ComENet``).
+
+    With gap_r(a) = d_{r+1}(a) - d_r(a) between atom a's r-th and (r+1)-th nearest neighbour distances (a
+    missing neighbour counts as sitting at the cutoff) and s(x) = smootherstep(x / switch_width):
+    g_theta = s(gap_1(i)), g_phi = s(gap_1(i)) s(gap_2(i)), g_tau = g_ref(i) g_ref(j), with g_ref = s(gap_1)
+    for a frame whose reference is its nearest neighbour and s(gap_1) s(gap_2) for one that falls back to the
+    second. Each gate is 0, flat to second order, wherever its angle's reference atom can change.
+    ``switch_width`` = 0: the paper's hard frames (all gates 1)."""
     j, i = graph.col, graph.row
-    n0, n1 = nearest_neighbours(graph, distance)
+    ranked, ranked_distance = nearest_neighbours(graph, distance, count=3)
+    n0, n1 = ranked[:, 0], ranked[:, 1]
     vec_ji = pos[j] - pos[i]
     vec_in0 = pos[n0[i]] - pos[i]
     vec_in1 = pos[n1[i]] - pos[i]
@@ -69,9 +92,17 @@ def local_frame_geometry(pos: Tensor, graph: CSRGraph, distance: Tensor) -> tupl
     theta = angle_between(-vec_ji, vec_in0, j_is_n0)
     phi = _dihedral(-vec_ji, vec_in0, vec_in1, j_is_n0 | (n1[i] == j))
     iref = torch.where(j_is_n0, n1[i], n0[i])
-    jref = torch.where(n0[j] == i, n1[j], n0[j])
+    i_is_n0_of_j = n0[j] == i
+    jref = torch.where(i_is_n0_of_j, n1[j], n0[j])
     tau = _dihedral(vec_ji, pos[j] - pos[jref], pos[iref] - pos[i], (iref == j) | (jref == i))
-    return theta, phi, tau
+    if switch_width <= 0:
+        ones = torch.ones_like(distance)
+        return theta, phi, tau, ones, ones, ones
+    gaps = torch.diff(ranked_distance.clamp(max=cutoff), dim=1)
+    first, second = (smootherstep(gap / switch_width) for gap in gaps.unbind(1))
+    both = first * second
+    gate_tau = torch.where(j_is_n0, both[i], first[i]) * torch.where(i_is_n0_of_j, both[j], first[j])
+    return theta, phi, tau, first[i], both[i], gate_tau
 
 
 class TwoLayerLinear(nn.Module):
@@ -118,10 +149,10 @@ class InteractionBlock(nn.Module):
 class ComENet(nn.Module):
     def __init__(
         self, stats: TargetStats, hidden: int = 256, middle: int = 64, layers: int = 4, num_radial: int = 3,
-        num_spherical: int = 2, cutoff: float = 8.0, output_layers: int = 3,
+        num_spherical: int = 2, cutoff: float = 8.0, output_layers: int = 3, frame_switch_width: float = 0.0,
     ) -> None:
         super().__init__()
-        self.cutoff = cutoff
+        self.cutoff, self.frame_switch_width = cutoff, frame_switch_width
         self.embedding = nn.Embedding(MAX_ATOMIC_NUMBER + 1, hidden)
         self.torsion_basis = TorsionBasis(num_spherical, num_radial, cutoff)
         self.angle_basis = SphericalBasis(num_spherical, num_radial, cutoff)
@@ -131,17 +162,34 @@ class ComENet(nn.Module):
         self.head = nn.Sequential(*(m for _ in range(output_layers) for m in (nn.Linear(hidden, hidden), nn.SiLU())),
                                   nn.Linear(hidden, len(stats.targets)))
         self.readout = AtomwiseReadout(stats)
+        glorot_linear_init(self)
 
     def forward(self, batch: MoleculeBatch) -> Tensor:
         graph, distance = radius_graph(batch.pos, batch.ptr, self.cutoff)
-        theta, phi, tau = local_frame_geometry(batch.pos, graph, distance)
+        theta, phi, tau, gate_theta, gate_phi, gate_tau = local_frame_geometry(
+            batch.pos, graph, distance, self.cutoff, self.frame_switch_width
+        )
         every_edge = torch.arange(graph.num_edges, device=distance.device)
         f1 = self.torsion_basis(distance, theta, phi, every_edge)
         f2 = self.angle_basis(distance, tau, every_edge)
+        if self.frame_switch_width > 0:
+            f1, f2 = self._gate(f1, f2, gate_theta, gate_phi, gate_tau)
         x = self.embedding(batch.z)
         for block in self.interactions:
             x = block(x, f1, f2, graph)
         return self.readout(self.head(x), batch)
+
+    def _gate(self, f1: Tensor, f2: Tensor, gate_theta: Tensor, gate_phi: Tensor, gate_tau: Tensor) -> tuple[Tensor, Tensor]:
+        """Scales the angular (l > 0) components of the bases by their gates; l = 0 (distance only) is kept.
+        In f1 = j_l(d) Y_lm(theta, phi), m = 0 depends on theta alone and m != 0 on theta and phi."""
+        num_spherical, num_radial, edges = self.torsion_basis.num_spherical, self.torsion_basis.num_radial, f1.size(0)
+        ones = torch.ones_like(gate_theta)
+        gates1 = [ones] + [gate_theta if order == 0 else gate_phi
+                           for degree in range(1, num_spherical) for order in range(-degree, degree + 1)]
+        f1 = (f1.view(edges, num_spherical**2, num_radial) * torch.stack(gates1, 1).unsqueeze(-1)).reshape(edges, -1)
+        gates2 = torch.stack([ones] + [gate_tau] * (num_spherical - 1), 1)
+        f2 = (f2.view(edges, num_spherical, num_radial) * gates2.unsqueeze(-1)).reshape(edges, -1)
+        return f1, f2
 
 
 def build_comenet(stats: TargetStats, **hparams) -> ComENet:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis
 from dig.nn.geometry import angle_between
+from dig.nn.init import glorot_linear_init
 from dig.ops import CSRGraph, Triplets, gather_mul_scatter, radius_graph, segment, triplets
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -79,7 +80,6 @@ class OutputPPBlock(nn.Module):
         self.lin_up = nn.Linear(hidden, out_emb, bias=False)
         self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(out_emb, out_emb), nn.SiLU()) for _ in range(layers)))
         self.out = nn.Linear(out_emb, num_targets, bias=False)
-        nn.init.zeros_(self.out.weight)
 
     def forward(self, m: Tensor, rbf: Tensor, graph: CSRGraph) -> Tensor:
         per_atom = segment(self.lin_rbf(rbf) * m, graph.rowptr)
@@ -117,6 +117,7 @@ class DimeNetPlusPlus(nn.Module):
             OutputPPBlock(num_radial, hidden, out_emb, targets, output_layers) for _ in range(blocks + 1)
         )
         self.readout = AtomwiseReadout(stats)
+        glorot_linear_init(self)
 
     def forward(self, batch: MoleculeBatch) -> Tensor:
         graph, distance = radius_graph(batch.pos, batch.ptr, self.cutoff)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from dig.nn.basis import BesselBasis, SphericalBasis, TorsionBasis
 from dig.nn.geometry import safe_atan2
+from dig.nn.init import glorot_linear_init
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.models.dimenet import EmbeddingBlock, OutputPPBlock, Residual, triplet_geometry
 from dig.tracks.threed.protocol import MoleculeBatch, TargetStats
@@ -113,6 +114,7 @@ class SphereNet(nn.Module):
         self.outputs = nn.ModuleList(OutputPPBlock(num_radial, hidden, out_emb, targets, output_layers)
                                      for _ in range(layers + 1))
         self.readout = AtomwiseReadout(stats)
+        glorot_linear_init(self)
 
     def forward(self, batch: MoleculeBatch) -> Tensor:
         graph, distance = radius_graph(batch.pos, batch.ptr, self.cutoff)
