@@ -16,6 +16,16 @@ makes the features jump between 0 and pi for (near-)planar atoms, so a rotation 
 planar molecule and forces see a discontinuity; the paper's range has none (the bases are 2 pi-periodic). Where
 an angle is undefined (j is the very neighbour that defines i's frame) it is 0 with zero gradient. The
 convolutions are ``dig.ops.gather_mul_scatter``; the neighbour ranks come from one sort of the edges.
+
+Smooth frame switching (``frame_switch_width`` w > 0; not in the paper, used by the smoke and default budgets).
+The frames are picked by distance rank, so the energy jumps wherever two neighbours of an atom swap rank: in a
+relaxed molecule that only makes near-ties (methyl hydrogens) depend on atom order, but along molecular dynamics
+it happens all the time (500 K xTB aspirin: every straight path between two consecutive frames has a jump,
+the largest step ~1,000x the median one), and forces, being derivatives, cannot see the jumps, so the energy
+is left to the weak L(E) term. With w > 0 the angular (l > 0) components of f1 and f2 are multiplied by gates
+that fall to 0, flat to second order, as the distance gap deciding their reference closes (see
+``local_frame_geometry``); the distance-only l = 0 components stay. The energy is then twice differentiable,
+and the frames are those of the paper wherever no two neighbour distances are within w of a tie.
 Published QM9 defaults: cutoff 8, 4 layers, hidden 256, middle 64, 3 radial, 2 spherical, 3 output layers.
 """
 
