@@ -30,13 +30,16 @@ def _random_rotation(seed=0, dtype=torch.float32):
     return q.to(dtype)
 
 
-def _models(stats, width=16):
+def _models(stats, width=16, smooth_frames=True):
     yield "schnet", build_schnet(stats, hidden=width, filters=width, interactions=2, num_gaussians=width, cutoff=5.0)
     yield "dimenet++", build_dimenet_pp(stats, hidden=width, out_emb=width, int_emb=width // 2, basis_emb=width // 4,
                                         blocks=2)
     yield "spherenet", build_spherenet(stats, hidden=width, out_emb=width, int_emb=width // 2, basis_emb=width // 4,
                                        layers=2)
     yield "comenet", build_comenet(stats, hidden=width, middle=width // 2, layers=2, cutoff=5.0)
+    if smooth_frames:
+        yield "comenet (smooth frames)", build_comenet(stats, hidden=width, middle=width // 2, layers=2, cutoff=5.0,
+                                                       frame_switch_width=0.1)
     try:
         from dig_egnn.plugin import build_egnn
     except ImportError:
@@ -87,7 +90,9 @@ def test_mean_baseline_predicts_the_training_mean(setup):
 def test_every_model_overfits_a_few_molecules(setup):
     stats, batch, *_, scale = setup
     torch.manual_seed(0)
-    for name, model in _models(stats, width=32):
+    # the capacity check runs ComENet's published hard frames; the smooth variant gives up the angles at the
+    # exact methyl ties of relaxed QM9 geometries and is checked for invariance, forces and gradients instead
+    for name, model in _models(stats, width=32, smooth_frames=False):
         first, last = _overfit(model, batch, scale, 300)
         assert last < 0.15 * first, (name, first, last)
 
