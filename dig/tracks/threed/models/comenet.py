@@ -60,8 +60,8 @@ def nearest_neighbours(graph: CSRGraph, distance: Tensor, count: int = 2) -> tup
         present = rank < degree.unsqueeze(1)  # [A, count]
         edge = order[(start.unsqueeze(1) + torch.minimum(rank, (degree - 1).clamp(min=0).unsqueeze(1))).clamp(max=last)]
         index = torch.where(degree.unsqueeze(1) >= 1, graph.col[edge], atoms.unsqueeze(1))
-    ranked = torch.where(present, distance[edge], torch.full_like(distance[edge], math.inf))
-    return index, ranked
+    ranked = distance[edge]
+    return index, torch.where(present, ranked, torch.full_like(ranked, math.inf))
 
 
 def smootherstep(x: Tensor) -> Tensor:
@@ -82,16 +82,16 @@ def _dihedral(axis: Tensor, u: Tensor, v: Tensor, undefined: Tensor) -> Tensor:
 
 def local_frame_geometry(
     pos: Tensor, graph: CSRGraph, distance: Tensor, cutoff: float, switch_width: float = 0.0
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """(theta, phi, tau) of every edge j -> i, theta in [0, pi], phi and tau in [0, 2 pi) as in the paper, and
-    their gates (g_theta, g_phi, g_tau) in [0, 1] (see ``ComENet``).
+    their gates (g_theta, g_phi, g_tau) in [0, 1] (see ``ComENet``), None for hard frames.
 
     With gap_r(a) = d_{r+1}(a) - d_r(a) between atom a's r-th and (r+1)-th nearest neighbour distances (a
     missing neighbour counts as sitting at the cutoff) and s(x) = smootherstep(x / switch_width):
     g_theta = s(gap_1(i)), g_phi = s(gap_1(i)) s(gap_2(i)), g_tau = g_ref(i) g_ref(j), with g_ref = s(gap_1)
     for a frame whose reference is its nearest neighbour and s(gap_1) s(gap_2) for one that falls back to the
     second. Each gate is 0, flat to second order, wherever its angle's reference atom can change.
-    ``switch_width`` = 0: the paper's hard frames (all gates 1)."""
+    ``switch_width`` = 0: the paper's hard frames."""
     j, i = graph.col, graph.row
     ranked, ranked_distance = nearest_neighbours(graph, distance, count=3)
     n0, n1 = ranked[:, 0], ranked[:, 1]
@@ -106,13 +106,12 @@ def local_frame_geometry(
     jref = torch.where(i_is_n0_of_j, n1[j], n0[j])
     tau = _dihedral(vec_ji, pos[j] - pos[jref], pos[iref] - pos[i], (iref == j) | (jref == i))
     if switch_width <= 0:
-        ones = torch.ones_like(distance)
-        return theta, phi, tau, ones, ones, ones
+        return theta, phi, tau, None
     gaps = torch.diff(ranked_distance.clamp(max=cutoff), dim=1)
     first, second = (smootherstep(gap / switch_width) for gap in gaps.unbind(1))
     both = first * second
     gate_tau = torch.where(j_is_n0, both[i], first[i]) * torch.where(i_is_n0_of_j, both[j], first[j])
-    return theta, phi, tau, first[i], both[i], gate_tau
+    return theta, phi, tau, (first[i], both[i], gate_tau)
 
 
 class TwoLayerLinear(nn.Module):
@@ -176,14 +175,12 @@ class ComENet(nn.Module):
 
     def forward(self, batch: MoleculeBatch) -> Tensor:
         graph, distance = radius_graph(batch.pos, batch.ptr, self.cutoff)
-        theta, phi, tau, gate_theta, gate_phi, gate_tau = local_frame_geometry(
-            batch.pos, graph, distance, self.cutoff, self.frame_switch_width
-        )
+        theta, phi, tau, gates = local_frame_geometry(batch.pos, graph, distance, self.cutoff, self.frame_switch_width)
         every_edge = torch.arange(graph.num_edges, device=distance.device)
         f1 = self.torsion_basis(distance, theta, phi, every_edge)
         f2 = self.angle_basis(distance, tau, every_edge)
-        if self.frame_switch_width > 0:
-            f1, f2 = self._gate(f1, f2, gate_theta, gate_phi, gate_tau)
+        if gates is not None:
+            f1, f2 = self._gate(f1, f2, *gates)
         x = self.embedding(batch.z)
         for block in self.interactions:
             x = block(x, f1, f2, graph)
