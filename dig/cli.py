@@ -16,10 +16,10 @@ from rich.table import Table
 from dig.errors import DigError
 from dig.leaderboard import aggregate, compare, parse_tolerances, publish, read_rows
 from dig.leaderboard.compare import DEFAULT_TOLERANCE
-from dig.leaderboard.table import metric_order
+from dig.leaderboard.table import audit, failed_jobs, metric_order
 from dig.plugins import LoadedPlugins, PluginLoadWarning, PluginSettings, load_plugins
 from dig.registry import KINDS
-from dig.runner import BenchSpec, Job, run_bench
+from dig.runner import BenchSpec, Job, Terminated, run_bench
 from dig.runner import Progress as RunnerProgress
 
 # Wide tables when the output is a file or pipe (rich would otherwise squeeze them into 80 columns).
@@ -28,7 +28,30 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _csv_list(text: str | None) -> list[str] | None:
-    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+    """``None`` when the option was not given; a list (maybe empty, which callers reject) when it was."""
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--workers takes a positive integer or 'auto', got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--workers takes a positive integer or 'auto', got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _seeds(text: str) -> list[int]:
@@ -70,13 +93,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 class RichProgress(RunnerProgress):
+    """A bar for the jobs and one per running job (several at once with worker processes)."""
+
     def __init__(self) -> None:
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), console=errors, transient=False,
         )
         self.jobs_task = None
-        self.epoch_task = None
+        self.running: dict[str, Any] = {}
 
     def start(self, total: int, skipped: int) -> None:
         self.bar.start()
@@ -84,20 +109,21 @@ class RichProgress(RunnerProgress):
         self.jobs_task = self.bar.add_task("jobs", total=total, completed=skipped, info=note)
 
     def job_started(self, job: Job):
-        if self.epoch_task is not None:
-            self.bar.remove_task(self.epoch_task)
-        self.epoch_task = self.bar.add_task(f"  {job.label}", total=None, info="")
+        task = self.bar.add_task(f"  {job.label}", total=None, info="starting")
+        self.running[job.config_hash] = task
 
         def on_epoch(epoch: int, total: int, info: dict[str, Any]) -> None:
             text = "  ".join(f"{k}={v:.4g}" for k, v in info.items() if k != "epoch")
-            self.bar.update(self.epoch_task, total=total, completed=epoch, info=text)
+            self.bar.update(task, total=total, completed=epoch, info=text)
 
         return on_epoch
 
     def job_finished(self, job: Job, record: dict[str, Any]) -> None:
-        status = record.get("status")
+        task = self.running.pop(job.config_hash, None)
+        if task is not None:
+            self.bar.remove_task(task)
         self.bar.advance(self.jobs_task)
-        if status != "ok":
+        if record.get("status") != "ok":
             self.bar.console.print(f"[red]failed[/red] {job.label}: {record.get('reason')}", highlight=False)
 
     def stop(self) -> None:
@@ -105,6 +131,8 @@ class RichProgress(RunnerProgress):
 
 
 def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test") -> None:
+    for note in audit(rows, split=split):
+        errors.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     aggs = aggregate(rows, split=split)
     groups: dict[tuple[str, str, str], list] = defaultdict(list)
     for agg in aggs:
@@ -119,8 +147,8 @@ def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test
         for metric in metrics:
             table.add_column(f"{metric} {'↑' if members[0].higher_is_better else '↓'}", justify="right")
         table.add_column("n", justify="right")
-        by_key = {(a.model, a.metric): a for a in members}
-        for model, plugin in sorted({(a.model, a.plugin) for a in members}):
+        by_key = {(a.label, a.metric): a for a in members}
+        for model, plugin in sorted({(a.label, a.plugin) for a in members}):
             cells = [by_key[(model, m)].formatted() if (model, m) in by_key else "—" for m in metrics]
             n = max(by_key[(model, m)].n for m in metrics if (model, m) in by_key)
             table.add_row(model, plugin, *cells, str(n))
@@ -134,10 +162,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         options["targets"] = _csv_list(args.targets)
     spec = BenchSpec(
         track=args.track, datasets=_csv_list(args.datasets), models=_csv_list(args.models), seeds=args.seeds,
-        budget=args.budget, out=args.out, executor=args.executor, workers=args.workers, options=options,
-        plugins=_plugin_settings(args), submitit_cluster=args.submitit_cluster,
+        budget=args.budget, out=args.out, executor=args.executor, workers=args.workers, threads=args.threads,
+        options=options, plugins=_plugin_settings(args), submitit_cluster=args.submitit_cluster,
     )
     result = run_bench(spec, loaded.registry, RichProgress() if not args.quiet else None)
+    for note in result.notes:
+        errors.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+    for damaged in result.damaged:
+        errors.print(f"[yellow]warning:[/yellow] {damaged.message()}", highlight=False)
+    for job, owner in result.busy:
+        errors.print(f"[yellow]skipped[/yellow] {job.label}: another dig bench ({owner}) is running it; its record "
+                     f"appears in {args.out} when it finishes (run this command again to gather it)", highlight=False)
     rows = read_rows(result.csv_path)
     ran = {job.config_hash for job in result.jobs}
     _print_aggregates([r for r in rows if r["config_hash"] in ran], "results")
@@ -154,6 +189,14 @@ def cmd_leaderboard_show(args: argparse.Namespace) -> int:
     path = Path(args.file or Path(args.dir) / f"{args.track}.csv")
     rows = [r for r in read_rows(path) if r["track"] == args.track]
     _print_aggregates(rows, str(path), split=args.split)
+    failed = failed_jobs(rows)
+    if failed:
+        table = Table(title=f"{len(failed)} failed job(s), not in the tables above", title_justify="left")
+        for column in ("dataset", "model", "seed", "budget", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in failed:
+            table.add_row(row["dataset"], row["model"], row["seed"], row["budget"], row["reason"] or "(not recorded)")
+        console.print(table)
     return 0
 
 
@@ -181,6 +224,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                       change, f"{c.tolerance:.0%}", f"[{style}]{c.status}[/{style}]")
     if bad or args.verbose:
         console.print(table)
+    other = sorted({f"{c.reference.dataset}/{c.reference.model}" for c in results if c.config_differs})
+    if other:
+        errors.print(f"note: {', '.join(other)} ran in another configuration than the reference (other settings, "
+                     "code version or plugin); their numbers are compared all the same", highlight=False)
     console.print(f"{len(bad)} regression(s) in {len(results)} metric(s)" if bad else f"no regression in {len(results)} metric(s)")
     return 1 if bad else 0
 
@@ -219,7 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="U0,homo", help="targets to train on (track option)")
     p.add_argument("--out", default="results", help="records go to OUT/<track>/, the table to OUT/<track>.csv")
     p.add_argument("--executor", choices=("local", "submitit"), default="local")
-    p.add_argument("--workers", type=int, default=1, help="parallel jobs (local: processes; submitit: local wave size)")
+    p.add_argument("--workers", type=_workers, default="auto",
+                   help="parallel jobs, each in its own process: 'auto' (default) = usable cores // --threads, "
+                        "capped at the number of jobs; 1 runs the jobs in this process")
+    p.add_argument("--threads", type=_positive, default=1,
+                   help="torch threads per job (default 1); results depend on it, never on --workers")
     p.add_argument("--submitit-cluster", default=None, help="submitit cluster: slurm, local or debug (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
@@ -261,9 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     except DigError as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    except KeyboardInterrupt:
-        errors.print("interrupted: finished jobs are kept; run the same command again to resume")
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        errors.print(f"{what}: finished jobs are kept and the CSV holds them; run the same command again to resume")
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,8 +39,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None``: standard JSON has no NaN or Infinity."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(value) for value in obj]
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Standard JSON only (non-finite floats become null, see ``finite_json``), written atomically."""
+    text = json.dumps(finite_json(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

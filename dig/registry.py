@@ -7,6 +7,7 @@ name clash can name both plugins. Plugins (built-in ones included) fill it throu
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from dig.errors import DigError, DuplicateNameError, UnknownNameError
 
 KINDS = ("track", "dataset", "model", "evaluator", "explainer")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,11 @@ class Registry:
     def add(self, kind: str, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
         if kind not in KINDS:
             raise DigError(f"unknown registry kind {kind!r}; use one of {', '.join(KINDS)}")
-        if not name or name != name.strip() or "," in name:
-            raise DigError(f"invalid {kind} name {name!r}: names are non-empty and contain no commas or spaces")
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise DigError(
+                f"invalid {kind} name {name!r} from plugin {self._plugin!r}: a name starts with a letter or digit "
+                "and holds only letters, digits and . _ + - (it appears in file names, CSVs and tables)"
+            )
         if kind != "track" and ("track", track, track) not in self._entries:
             raise DigError(
                 f"{kind} {name!r} from plugin {self._plugin!r} names track {track!r}, which is not registered; "

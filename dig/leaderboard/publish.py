@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dig.io import atomic_write_text
-from dig.leaderboard.table import Aggregate, aggregate, failed_jobs, metric_order, read_rows
+from dig.leaderboard.table import Aggregate, aggregate, audit, failed_jobs, metric_order, read_rows
 
 
 def _groups(aggregates: list[Aggregate]) -> dict[tuple[str, str, str], list[Aggregate]]:
@@ -40,6 +40,14 @@ def read_references(path: Path) -> list[Aggregate]:
     ]
 
 
+def md_text(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: no HTML, no cell breaks, no emphasis or links."""
+    escaped = html.escape(" ".join(str(text).split()), quote=False)
+    for char in "\\|*`[]":
+        escaped = escaped.replace(char, "\\" + char)
+    return escaped
+
+
 def _direction(aggs: list[Aggregate], metric: str) -> str:
     hib = next(a.higher_is_better for a in aggs if a.metric == metric)
     return "↑" if hib else "↓"
@@ -49,14 +57,14 @@ def markdown_tables(aggregates: list[Aggregate], heading: str = "") -> str:
     parts = []
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         metrics = metric_order(aggs)
-        models = sorted({(a.model, a.plugin) for a in aggs})
-        by_key = {(a.model, a.metric): a for a in aggs}
-        parts.append(f"### {heading}{track} · {dataset} · budget `{budget}`\n")
-        parts.append("| model | plugin | " + " | ".join(f"{m} {_direction(aggs, m)}" for m in metrics) + " |")
+        models = sorted({(a.label, a.plugin) for a in aggs})
+        by_key = {(a.label, a.metric): a for a in aggs}
+        parts.append(f"### {heading}{md_text(track)} · {md_text(dataset)} · budget {md_text(budget)}\n")
+        parts.append("| model | plugin | " + " | ".join(f"{md_text(m)} {_direction(aggs, m)}" for m in metrics) + " |")
         parts.append("|---|---|" + "---|" * len(metrics))
         for model, plugin in models:
             cells = [_cell(by_key.get((model, m))) for m in metrics]
-            parts.append(f"| {model} | {plugin} | " + " | ".join(cells) + " |")
+            parts.append(f"| {md_text(model)} | {md_text(plugin)} | " + " | ".join(cells) + " |")
         parts.append("")
     return "\n".join(parts)
 
@@ -79,7 +87,7 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
     for i, (agg, fraction) in enumerate(zip(rows, fractions, strict=True)):
         y = 4 + i * bar_h
         length = max(1.0, fraction * (width - left - 110))
-        out.append(f'<text x="0" y="{y + 14}">{html.escape(agg.model)}</text>')
+        out.append(f'<text x="0" y="{y + 14}">{html.escape(agg.label)}</text>')
         out.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar_h - 6}" fill="#4a78b5"/>')
         out.append(f'<text x="{left + length + 4:.1f}" y="{y + 14}">{html.escape(agg.formatted(3))}</text>')
     note = "log scale" if log else "linear scale"
@@ -93,8 +101,8 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
         metrics = metric_order(aggs)
-        by_key = {(a.model, a.metric): a for a in aggs}
-        models = sorted({(a.model, a.plugin) for a in aggs})
+        by_key = {(a.label, a.metric): a for a in aggs}
+        models = sorted({(a.label, a.plugin) for a in aggs})
         head = "".join(f"<th>{html.escape(m)} {_direction(aggs, m)}</th>" for m in metrics)
         body.append(f"<table><tr><th>model</th><th>plugin</th>{head}</tr>")
         for model, plugin in models:
@@ -128,7 +136,10 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         aggregates.extend(aggregate(rows))
         failed = failed_jobs(rows)
         if failed:
-            notes.append(f"- `{path.name}`: {len(failed)} failed job(s) are not in the tables.")
+            notes.append(f"- {md_text(path.name)}: {len(failed)} failed job(s) are not in the tables:")
+            notes.extend(f"  - {md_text(r['dataset'])}/{md_text(r['model'])} seed {md_text(r['seed'])}: "
+                         f"{md_text(r['reason'] or 'no reason recorded')}" for r in failed)
+        notes.extend(f"- {md_text(path.name)}: {md_text(note)}" for note in audit(rows))
     intro = [
         "# Leaderboards",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
@@ -17,11 +18,12 @@ from typing import Any
 import torch
 
 import dig
+from dig.errors import TrainingError
 from dig.plugins import PluginSettings, load_plugins
 from dig.registry import Registry
 from dig.runner.records import RECORD_SCHEMA_VERSION, write_record
-from dig.runner.spec import Job
-from dig.tracks.base import EpochCallback
+from dig.runner.spec import Job, WorkerLayout
+from dig.tracks.base import EpochCallback, Metric
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +42,7 @@ def git_sha() -> str:
 def device_name() -> str:
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{platform.machine()}x{torch.get_num_threads()}"
+    return f"cpu:{platform.machine()}"
 
 
 def _peak_mem_mb() -> float:
@@ -49,19 +51,30 @@ def _peak_mem_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def non_finite_metrics(metrics: list[Metric]) -> list[str]:
+    return [f"{m.split}/{m.name}={m.value}" for m in metrics if not math.isfinite(m.value)]
+
+
 def execute_job(
     job: Job,
     out_dir: str,
     registry: Registry | None = None,
     settings: PluginSettings | None = None,
     on_epoch: EpochCallback | None = None,
+    layout: WorkerLayout | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate ``job``; write ``out_dir/<track>/<hash>.json`` atomically; return the record.
+    """Train and evaluate ``job`` with ``layout.threads`` torch threads; write ``out_dir/<track>/<hash>.json``
+    atomically; return the record.
 
-    Any exception (a NaN loss included) becomes a record with ``status="failed"`` and the reason.
+    Any exception (a NaN loss included) and any non-finite metric become a record with ``status="failed"``
+    and the reason. The thread count and worker layout are part of the record's provenance: the float
+    reduction order, and so the last digits, depend on the thread count, never on the number of workers.
     """
+    layout = layout or WorkerLayout()
     if registry is None:
         registry = load_plugins(settings or PluginSettings.resolve()).registry
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(layout.threads)
     record: dict[str, Any] = {
         "schema_version": RECORD_SCHEMA_VERSION,
         **{k: v for k, v in asdict(job).items()},
@@ -71,6 +84,9 @@ def execute_job(
         "device": device_name(),
         "host": platform.node(),
         "pid": os.getpid(),
+        "threads": layout.threads,
+        "workers": layout.workers,
+        "executor": layout.executor,
     }
     start = time.perf_counter()
     try:
@@ -78,6 +94,10 @@ def execute_job(
         dataset = registry.get("dataset", job.dataset, track=job.track)
         model = registry.get("model", job.model, track=job.track)
         outcome = track.run_job(registry, dataset, model, job.seed, job.config, on_epoch)
+        bad = non_finite_metrics(outcome.metrics)
+        if bad:
+            raise TrainingError(f"{job.model}: non-finite metrics {', '.join(bad)}; the model's predictions are not "
+                                "finite numbers (check its output scaling, or lower the learning rate)")
         record.update(
             status="ok",
             reason="",
@@ -99,6 +119,8 @@ def execute_job(
             train_s=round(time.perf_counter() - start, 3),
             eval_s=0.0,
         )
+    finally:
+        torch.set_num_threads(previous_threads)
     record["peak_mem_mb"] = round(_peak_mem_mb(), 1)
     record["wall_s"] = round(time.perf_counter() - start, 3)
     record["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -106,7 +128,6 @@ def execute_job(
     return record
 
 
-def execute_in_worker(job: Job, out_dir: str, settings: PluginSettings, threads: int) -> dict[str, Any]:
-    """Entry point of pool and submitit workers: a fresh process with its own thread budget and registry."""
-    torch.set_num_threads(threads)
-    return execute_job(job, out_dir, settings=settings)
+def execute_in_worker(job: Job, out_dir: str, settings: PluginSettings, layout: WorkerLayout) -> dict[str, Any]:
+    """Entry point of submitit workers: a fresh process with its own registry."""
+    return execute_job(job, out_dir, settings=settings, layout=layout)

@@ -224,7 +224,11 @@ def simulate_xtb_dynamics(smiles: str, frames: int, temperature_k: float, timest
         from rdkit.Chem import AllChem
         from tblite.ase import TBLite
     except ImportError as exc:
-        raise DataError(f"building xTB dynamics needs rdkit, ase and tblite: pip install 'dig-bench[md]' ({exc})") from exc
+        raise DataError(
+            f"building xTB dynamics needs rdkit, ase and tblite, which dig-bench depends on, but {exc.name!r} is "
+            f"not importable here ({exc}): reinstall dig in this environment (pip install -c constraints/cpu.txt "
+            f"-e .) or pip install {exc.name}"
+        ) from exc
     molecule = Chem.AddHs(Chem.MolFromSmiles(smiles))
     if AllChem.EmbedMolecule(molecule, randomSeed=seed) != 0:
         raise DataError(f"RDKit could not embed {smiles!r}")
