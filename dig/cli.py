@@ -243,6 +243,56 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    registry = _load(args).registry
+    entry = registry.get("dataset", args.dataset, track=args.track)
+    validate = getattr(registry.get("track", entry.track).obj, "validate", None)
+    if validate is None:
+        console.print(f"track {entry.track!r} has no dataset checks; {entry.name} was not validated")
+        return 0
+    problems = validate(entry, args.budget)
+    for problem in problems:
+        errors.print(f"[red]problem:[/red] {problem}", highlight=False)
+    if not problems:
+        console.print(f"{entry.name} ({entry.plugin}): ok for the {args.budget} budget", highlight=False)
+    return 1 if problems else 0
+
+
+def cmd_measure_cost(args: argparse.Namespace) -> int:
+    registry = _load(args).registry
+    track = registry.get("track", args.track).obj
+    measure = getattr(track, "measure_cost", None)
+    if measure is None:
+        raise DigError(f"track {args.track!r} does not use relative costs")
+    datasets = _csv_list(args.dataset) or list(track.default_datasets)
+    table = Table(title=f"relative_cost of {args.model} (CPU time per training molecule / dig's SchNet's, default "
+                        "sizes, 1 thread, same process)", title_justify="left")
+    for column in ("dataset", "kind", "relative_cost", "per round", "ms/molecule", "schnet ms/molecule"):
+        table.add_column(column)
+    costs: dict[str, list[float]] = defaultdict(list)
+    for dataset in datasets:
+        m = measure(registry, args.model, dataset)
+        costs[m.kind].append(m.relative_cost)
+        table.add_row(dataset, m.kind, f"{m.relative_cost:.2f}", " ".join(f"{r:.2f}" for r in m.ratios),
+                      f"{1000 * m.seconds_per_molecule:.2f}", f"{1000 * m.reference_seconds_per_molecule:.2f}")
+    console.print(table)
+    declared = {kind: round(sorted(values)[len(values) // 2], 2) for kind, values in sorted(costs.items())}
+    console.print(f"declare it at registration: relative_cost={declared}", highlight=False)
+    return 0
+
+
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from dig.scaffold import scaffold_plugin
+
+    files = scaffold_plugin(args.name, args.dir)
+    root = files[0].parent
+    for path in files:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"next: pip install -e {root} && dig bench --track 3d --models {args.name} --budget smoke",
+                  highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dig", description="Benchmarks for graph and biomedical-image deep learning.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('dig').__version__}")
@@ -302,6 +352,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", default=None)
     p.add_argument("--from", dest="source", default=None, help="canonical file (e.g. DimeNet's qm9_eV.npz)")
     p.set_defaults(func=cmd_data_prepare)
+    p = data.add_parser("validate", help="check a dataset as a bench would, before any job trains (exit 1 on a problem)")
+    p.add_argument("dataset")
+    p.add_argument("--track", default=None)
+    p.add_argument("--budget", choices=("smoke", "default", "paper"), default="default")
+    p.set_defaults(func=cmd_data_validate)
+
+    p = sub.add_parser("measure-cost", help="measure a model's relative_cost against dig's SchNet (same run)")
+    p.add_argument("model")
+    p.add_argument("--dataset", metavar="A,B", help="datasets to measure on (default: the track's default datasets)")
+    p.add_argument("--track", default="3d")
+    p.set_defaults(func=cmd_measure_cost)
+
+    plugin = sub.add_parser("plugin", help="plugin authoring").add_subparsers(dest="action", required=True)
+    p = plugin.add_parser("new", help="write a working plugin package that registers a 3D model NAME")
+    p.add_argument("name")
+    p.add_argument("--dir", default=None, help="where to write it (default: ./dig-NAME)")
+    p.set_defaults(func=cmd_plugin_new)
     return parser
 
 

@@ -64,6 +64,13 @@ class Track(Protocol):
         """Train with validation-only model selection and evaluate the test split once."""
 
 
+def per_budget(meta: Mapping[str, Any], key: str, budget: str) -> dict[str, Any]:
+    """``meta[key][budget]`` (falling back to ``meta[key]["default"]``) as a new dict: a registered entry's
+    per-budget settings, e.g. ``hparams={"smoke": {...}, "default": {...}}``."""
+    table = meta.get(key) or {}
+    return dict(table.get(budget, table.get("default", {})))
+
+
 def metric_unit(name: str) -> str:
     """Metric names end with their unit after the last underscore: ``U0_mae_meV`` -> ``meV``."""
     return name.rsplit("_", 1)[-1] if "_" in name else ""

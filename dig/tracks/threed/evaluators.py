@@ -29,7 +29,8 @@ def mae_per_target(predictions: np.ndarray, references: np.ndarray, targets: Seq
     return out
 
 
-_FORCE_REPORT = {"eV/A": ("meVA", 1000.0), "kcal/mol/A": ("kcalmolA", 1.0)}
+# forces_unit of a dataset -> (unit in the metric name, scale to it)
+FORCE_UNITS = {"eV/A": ("meVA", 1000.0), "kcal/mol/A": ("kcalmolA", 1.0)}
 
 
 def force_mae(predictions: np.ndarray, references: np.ndarray, unit: str) -> dict[str, float]:
@@ -39,7 +40,7 @@ def force_mae(predictions: np.ndarray, references: np.ndarray, unit: str) -> dic
     references = np.asarray(references, dtype=np.float64)
     if predictions.shape != references.shape or predictions.ndim != 2 or predictions.shape[1] != 3:
         raise ValueError(f"forces must both be [atoms, 3], got {predictions.shape} and {references.shape}")
-    if unit not in _FORCE_REPORT:
-        raise ValueError(f"unknown force unit {unit!r}; known: {', '.join(_FORCE_REPORT)}")
-    name, scale = _FORCE_REPORT[unit]
+    if unit not in FORCE_UNITS:
+        raise ValueError(f"unknown force unit {unit!r}; known: {', '.join(FORCE_UNITS)}")
+    name, scale = FORCE_UNITS[unit]
     return {f"forces_mae_{name}": float(np.abs(predictions - references).mean() * scale)}

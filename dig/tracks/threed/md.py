@@ -25,6 +25,7 @@ import numpy as np
 from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import Molecules, TargetSpec
+from dig.tracks.threed.validate import check_frames
 
 HARTREE_TO_EV = 27.211386
 BOHR_TO_ANGSTROM = 0.52917721067
@@ -66,6 +67,9 @@ def read_md17_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: inconsistent shapes R{list(pos.shape)}, z{list(z.shape)}, F{list(forces.shape)}")
     if energy.reshape(-1).shape[0] != pos.shape[0]:
         raise DataError(f"{path}: {energy.size} energies for {pos.shape[0]} frames")
+    frames, atoms = pos.shape[:2]
+    check_frames(np.tile(z, frames), pos.reshape(-1, 3), np.arange(frames + 1) * atoms,
+                 {"E": energy, "F": forces}, str(path))
     return {"z": z.astype(np.int64), "pos": pos.astype(np.float32), "energy": energy.reshape(-1).astype(np.float64),
             "forces": forces.astype(np.float64)}
 

@@ -23,6 +23,7 @@ import numpy as np
 from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, Molecules, TargetSpec
+from dig.tracks.threed.validate import check_frames
 
 HARTREE_TO_EV = 27.211386
 CACHE_NAME = "qm9-v1"
@@ -158,6 +159,7 @@ def read_dimenet_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     ids = arrays["id"].astype(np.int64) if "id" in arrays else np.arange(len(sizes))
     ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
     ptr[1:] = np.cumsum(sizes)
+    check_frames(z, pos, ptr, {name: arrays[name] for name in TARGET_NAMES}, str(path))
     return {"z": z.astype(np.int8), "pos": pos.astype(np.float32), "ptr": ptr, "y": y, "ids": ids}
 
 

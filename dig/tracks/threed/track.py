@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dig.errors import DigError, UnknownNameError
+from dig.errors import DataError, DigError, UnknownNameError
 from dig.registry import Entry, Registry
-from dig.tracks.base import JobOutcome, Metric, metric_unit
+from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
+from dig.tracks.threed.cost import CostMeasurement, dataset_kind, declared_cost, measure_relative_cost
 from dig.tracks.threed.evaluators import force_mae
 from dig.tracks.threed.train import (
     MoleculeLoader,
@@ -25,6 +26,7 @@ from dig.tracks.threed.train import (
     target_columns,
     target_stats,
 )
+from dig.tracks.threed.validate import dataset_problems
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(epochs=2, batch_size=32, lr=1e-3),
@@ -41,17 +43,19 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
 EQUAL_TIME_BUDGETS = ("smoke", "default")
 
 
-def _per_budget(meta: Mapping[str, Any], key: str, budget: str) -> dict[str, Any]:
-    table = meta.get(key) or {}
-    return dict(table.get(budget, table.get("default", {})))
-
-
 class ThreeDTrack:
     name = "3d"
     default_datasets = ("qm9", "xtb-aspirin", "xtb-ethanol")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
-        dataset.obj.load()
+        """Build or read the dataset, then check it (``validate``) before any job trains on it."""
+        problems = self.validate(dataset, budget)
+        if problems:
+            raise DataError("; ".join(problems) + f" (dig data validate {dataset.name} lists every problem)")
+
+    def validate(self, dataset: Entry, budget: str) -> list[str]:
+        """Every problem of the dataset for ``budget`` (empty when it is fine); see ``validate.py``."""
+        return dataset_problems(dataset, budget)
 
     def _targets(self, dataset: Entry, options: Mapping[str, Any]) -> list[str]:
         targets = list(options.get("targets") or dataset.obj.default_targets())
@@ -67,25 +71,28 @@ class ThreeDTrack:
             raise DigError(f"unknown budget {budget!r}; use one of {', '.join(TRAIN_CONFIGS)}")
         molecules = dataset.obj.load()
         split = dataset.obj.split(budget, len(molecules))
-        dataset_train = _per_budget(dataset.meta, "train", budget)
+        dataset_train = per_budget(dataset.meta, "train", budget)
         min_epochs = int(dataset_train.pop("min_epochs", 1))
         train = replace(TRAIN_CONFIGS[budget], **dataset_train)
-        cost = float(model.meta.get("relative_cost", 1.0))
-        if not cost > 0:
-            raise DigError(f"model {model.name!r} (plugin {model.plugin!r}) declares relative_cost={cost}; it must be "
-                           "a positive number (its CPU time per molecule over SchNet's)")
+        cost = declared_cost(model, dataset_kind(dataset, budget))
         if budget in EQUAL_TIME_BUDGETS:
             train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
-        train = replace(train, **_per_budget(model.meta, "train", budget))
+        train = replace(train, **per_budget(model.meta, "train", budget))
         return {
             "budget": budget,
             "targets": self._targets(dataset, options),
             "split": {part: int(len(idx)) for part, idx in split.items()},
             "train": asdict(train),
-            "hparams": _per_budget(model.meta, "hparams", budget),
+            "hparams": per_budget(model.meta, "hparams", budget),
             "evaluator": dataset.meta.get("evaluator", "mae"),
             "relative_cost": cost,
         }
+
+    def measure_cost(self, registry: Registry, model: str, dataset: str) -> CostMeasurement:
+        """``relative_cost`` of ``model`` on ``dataset`` at the default budget's sizes and batch size."""
+        entry = registry.get("dataset", dataset, track=self.name)
+        batch_size = per_budget(entry.meta, "train", "default").get("batch_size", TRAIN_CONFIGS["default"].batch_size)
+        return measure_relative_cost(registry, model, dataset, batch_size=int(batch_size))
 
     def job_cost(self, registry: Registry, job) -> float:
         """Rough CPU time of ``job`` (for longest-first scheduling): molecule passes x atoms x model cost."""
