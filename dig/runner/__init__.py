@@ -149,15 +149,17 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
         todo.sort(key=lambda job: -cost(registry, job))
 
     out = str(spec.out)
+    held: set[str] = set()  # jobs whose lock this process holds; all released at the end, interrupted or not
 
     def claim(job: Job) -> bool:
         owner = try_lock(out, job.track, job.config_hash)
         if owner is not None:
             result.busy.append((job, owner.describe()))
             return False
+        held.add(job.config_hash)
         finished = finished_record(out, job.track, job.config_hash)
         if finished is not None:  # another process finished it after this one looked
-            release_lock(out, job.track, job.config_hash)
+            release(job)
             result.skipped.append(job)
             result.records.append(finished)
             return False
@@ -165,6 +167,7 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
 
     def release(job: Job) -> None:
         release_lock(out, job.track, job.config_hash)
+        held.discard(job.config_hash)
 
     def done(job: Job, record: dict[str, Any]) -> None:
         result.records.append(record)
@@ -183,6 +186,8 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
             elif todo:
                 run_in_process(todo, out, registry, layout, claim, release, progress.job_started, done)
     finally:
+        for config_hash in list(held):
+            release_lock(out, spec.track, config_hash)
         progress.stop()
         result.csv_path, late = gather_csv(out, spec.track)
         result.damaged.extend(late)
