@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -74,7 +75,7 @@ def _load(args: argparse.Namespace) -> LoadedPlugins:
         warnings.simplefilter("ignore", PluginLoadWarning)
         loaded = load_plugins(_plugin_settings(args))
     for failure in loaded.failures:
-        errors.print(f"[yellow]warning:[/yellow] {failure.message()}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(failure.message())}", highlight=False)
     return loaded
 
 
@@ -87,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for column in ("name", "track", "plugin", "summary"):
             table.add_column(column, overflow="fold")
         for entry in entries:
-            table.add_row(entry.name, entry.track, entry.plugin, entry.summary)
+            table.add_row(*map(escape, (entry.name, entry.track, entry.plugin, entry.summary)))
         console.print(table)
     return 0
 
@@ -124,7 +125,7 @@ class RichProgress(RunnerProgress):
             self.bar.remove_task(task)
         self.bar.advance(self.jobs_task)
         if record.get("status") != "ok":
-            self.bar.console.print(f"[red]failed[/red] {job.label}: {record.get('reason')}", highlight=False)
+            self.bar.console.print(f"[red]failed[/red] {job.label}: {escape(str(record.get('reason')))}", highlight=False)
 
     def stop(self) -> None:
         self.bar.stop()
@@ -132,7 +133,7 @@ class RichProgress(RunnerProgress):
 
 def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test") -> None:
     for note in audit(rows, split=split):
-        errors.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False)
     aggs = aggregate(rows, split=split)
     groups: dict[tuple[str, str, str], list] = defaultdict(list)
     for agg in aggs:
@@ -151,7 +152,7 @@ def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test
         for model, plugin in sorted({(a.label, a.plugin) for a in members}):
             cells = [by_key[(model, m)].formatted() if (model, m) in by_key else "—" for m in metrics]
             n = max(by_key[(model, m)].n for m in metrics if (model, m) in by_key)
-            table.add_row(model, plugin, *cells, str(n))
+            table.add_row(escape(model), escape(plugin), *cells, str(n))
         console.print(table)
 
 
@@ -167,9 +168,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     result = run_bench(spec, loaded.registry, RichProgress() if not args.quiet else None)
     for note in result.notes:
-        errors.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False)
     for damaged in result.damaged:
-        errors.print(f"[yellow]warning:[/yellow] {damaged.message()}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(damaged.message())}", highlight=False)
     for job, owner in result.busy:
         errors.print(f"[yellow]skipped[/yellow] {job.label}: another dig bench ({owner}) is running it; its record "
                      f"appears in {args.out} when it finishes (run this command again to gather it)", highlight=False)
@@ -181,7 +182,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = result.failed
     for record in failed:
         errors.print(f"[red]failed:[/red] {record['dataset']}/{record['model']}/seed{record['seed']}: "
-                     f"{record.get('reason')}", highlight=False)
+                     f"{escape(str(record.get('reason')))}", highlight=False)
     return 1 if failed else 0
 
 
@@ -195,7 +196,8 @@ def cmd_leaderboard_show(args: argparse.Namespace) -> int:
         for column in ("dataset", "model", "seed", "budget", "reason"):
             table.add_column(column, overflow="fold")
         for row in failed:
-            table.add_row(row["dataset"], row["model"], row["seed"], row["budget"], row["reason"] or "(not recorded)")
+            table.add_row(*map(escape, (row["dataset"], row["model"], row["seed"], row["budget"],
+                                        row["reason"] or "(not recorded)")))
         console.print(table)
     return 0
 
@@ -220,7 +222,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         new = c.new.formatted() if c.new else "missing"
         change = "—" if c.new is None else f"{c.change:+.1%} worse" if c.change > 0 else f"{-c.change:.1%} better"
         style = "red" if c.regressed else "green"
-        table.add_row(c.reference.dataset, c.reference.model, c.reference.metric, c.reference.formatted(), new,
+        table.add_row(escape(c.reference.dataset), escape(c.reference.label), escape(c.reference.metric), c.reference.formatted(), new,
                       change, f"{c.tolerance:.0%}", f"[{style}]{c.status}[/{style}]")
     if bad or args.verbose:
         console.print(table)
@@ -252,7 +254,7 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
         return 0
     problems = validate(entry, args.budget)
     for problem in problems:
-        errors.print(f"[red]problem:[/red] {problem}", highlight=False)
+        errors.print(f"[red]problem:[/red] {escape(problem)}", highlight=False)
     if not problems:
         console.print(f"{entry.name} ({entry.plugin}): ok for the {args.budget} budget", highlight=False)
     return 1 if problems else 0
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DigError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

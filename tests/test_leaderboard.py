@@ -6,6 +6,7 @@ import pytest
 from conftest import run_dig
 
 from dig.leaderboard import aggregate, compare, parse_tolerances, publish, read_rows
+from dig.leaderboard.table import audit
 from dig.runner.records import COLUMNS, rows_to_csv
 
 
@@ -98,3 +99,94 @@ def test_publish_shows_published_references_apart(tmp_path):
     ours, _, published = markdown.partition("not produced here")
     assert "spherenet" not in ours and "| spherenet | published | 6.26 |" in published
     assert "Published references, not produced here" in (tmp_path / "index.html").read_text()
+
+
+# Issue 16, faults 3, 4, 8, 9 and 11: non-finite values, duplicated and mixed rows, unreadable files, escaping.
+
+
+def test_a_non_finite_value_marked_ok_is_refused_by_show_check_and_publish(tmp_path):
+    nan = _write(tmp_path / "3d.csv", REFERENCE + [_row("egnn", s, "U0_mae_meV", "nan") for s in range(2)])
+    for args in (("leaderboard", "show", "--track", "3d", "--file", str(nan)),
+                 ("check", str(nan), "--against", str(_write(tmp_path / "ref.csv", REFERENCE))),
+                 ("leaderboard", "publish", "--dir", str(tmp_path))):
+        out = run_dig(*args)
+        assert out.returncode == 2, args
+        assert "3d.csv:9: egnn/U0_mae_meV is nan in a row with status ok" in " ".join(out.stderr.split())
+        assert "Traceback" not in out.stderr
+
+
+def test_check_never_passes_against_a_non_finite_reference(tmp_path):
+    reference = _write(tmp_path / "ref.csv", [_row("schnet", s, "U0_mae_meV", "inf") for s in range(3)])
+    new = _write(tmp_path / "new.csv", [_row("schnet", s, "U0_mae_meV", 1000.0) for s in range(3)])
+    out = run_dig("check", str(new), "--against", str(reference))
+    assert out.returncode == 2 and "is inf in a row with status ok" in " ".join(out.stderr.split())
+
+
+def test_duplicate_rows_count_once_and_conflicting_ones_are_an_error():
+    doubled = REFERENCE + REFERENCE[:2]
+    agg = {a.metric: a for a in aggregate(doubled)}
+    assert agg["U0_mae_meV"].n == 3 and agg["U0_mae_meV"].mean == pytest.approx(12.0)
+    assert any("counted once" in note for note in audit(doubled))
+    with pytest.raises(Exception, match="two values of U0_mae_meV"):
+        aggregate(REFERENCE + [_row("schnet", 0, "U0_mae_meV", 99.0)])
+
+
+def _config(rows, config_id):
+    return [{**r, "config_id": config_id} for r in rows]
+
+
+def test_mixed_configurations_are_never_averaged_and_check_refuses_them(tmp_path):
+    old = _config(REFERENCE[:3], "aaaa")
+    new = _config([_row("schnet", s, "U0_mae_meV", 50.0) for s in range(3)], "bbbb")
+    aggs = aggregate(old + new)
+    assert sorted((a.label, a.n, a.mean) for a in aggs) == [
+        ("schnet [config aaaa]", 3, 12.0), ("schnet [config bbbb]", 3, 50.0)]
+    assert any("2 configurations" in note for note in audit(old + new))
+    mixed = _write(tmp_path / "mixed.csv", old + new)
+    out = run_dig("check", str(mixed), "--against", str(_write(tmp_path / "ref.csv", old)))
+    assert out.returncode == 2 and "several configurations" in out.stderr
+    shown = run_dig("leaderboard", "show", "--track", "3d", "--file", str(mixed))
+    assert shown.returncode == 0 and "schnet [config aaaa]" in shown.stdout and "2 configurations" in shown.stderr
+    other = _write(tmp_path / "other.csv", _config(REFERENCE[:3], "cccc"))
+    out = run_dig("check", str(other), "--against", str(_write(tmp_path / "ref.csv", old)))
+    assert out.returncode == 0 and "another configuration" in out.stderr and "ok (other config)" in run_dig(
+        "check", str(other), "--against", str(tmp_path / "ref.csv"), "-v").stdout
+
+
+def test_check_says_when_the_budgets_differ(tmp_path):
+    reference = _write(tmp_path / "ref.csv", REFERENCE)
+    smoke = _write(tmp_path / "smoke.csv", [{**r, "budget": "smoke"} for r in REFERENCE])
+    out = run_dig("check", str(smoke), "--against", str(reference))
+    assert out.returncode == 2
+    assert "budget (smoke) differs from the reference's (default)" in " ".join(out.stderr.split())
+
+
+def test_unreadable_csvs_are_named(tmp_path):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    for path, message in ((binary, "is not a text CSV"), (folder, "is a folder")):
+        out = run_dig("leaderboard", "show", "--track", "3d", "--file", str(path))
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_show_lists_failed_jobs_with_their_reason(tmp_path):
+    failed = {**_row("egnn", 0, "", "", status="failed"), "reason": "TrainingError: loss became nan"}
+    path = _write(tmp_path / "3d.csv", REFERENCE + [failed])
+    out = run_dig("leaderboard", "show", "--track", "3d", "--file", str(path))
+    assert out.returncode == 0 and "1 failed job(s)" in out.stdout and "loss became nan" in out.stdout
+    publish(tmp_path)
+    assert "egnn/" in (tmp_path / "README.md").read_text() or "egnn" in (tmp_path / "README.md").read_text()
+
+
+def test_publish_escapes_names_in_markdown(tmp_path):
+    hostile = [{**r, "model": "<script>alert(1)</script>", "plugin": "a|b"} for r in REFERENCE[:3]]
+    _write(tmp_path / "3d.csv", REFERENCE + hostile)
+    publish(tmp_path)
+    markdown = (tmp_path / "README.md").read_text()
+    assert "<script>" not in markdown and "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
+    row = next(line for line in markdown.splitlines() if "alert" in line)
+    assert "a\\|b" in row and row.replace("\\|", "").count("|") == markdown.splitlines()[
+        markdown.splitlines().index(row) - 1].replace("\\|", "").count("|")
+    assert "<script>" not in (tmp_path / "index.html").read_text()
