@@ -68,8 +68,7 @@ def read_md17_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if energy.reshape(-1).shape[0] != pos.shape[0]:
         raise DataError(f"{path}: {energy.size} energies for {pos.shape[0]} frames")
     frames, atoms = pos.shape[:2]
-    check_frames(np.tile(z, frames), pos.reshape(-1, 3), np.arange(frames + 1) * atoms,
-                 {"E": energy, "F": forces}, str(path))
+    check_frames(z, pos.reshape(-1, 3), np.arange(frames + 1) * atoms, {"R": pos, "E": energy, "F": forces}, str(path))
     return {"z": z.astype(np.int64), "pos": pos.astype(np.float32), "energy": energy.reshape(-1).astype(np.float64),
             "forces": forces.astype(np.float64)}
 

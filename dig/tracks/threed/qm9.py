@@ -159,7 +159,7 @@ def read_dimenet_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     ids = arrays["id"].astype(np.int64) if "id" in arrays else np.arange(len(sizes))
     ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
     ptr[1:] = np.cumsum(sizes)
-    check_frames(z, pos, ptr, {name: arrays[name] for name in TARGET_NAMES}, str(path))
+    check_frames(z, pos, ptr, {"R": pos, **{name: arrays[name] for name in TARGET_NAMES}}, str(path), z_name="Z")
     return {"z": z.astype(np.int8), "pos": pos.astype(np.float32), "ptr": ptr, "y": y, "ids": ids}
 
 

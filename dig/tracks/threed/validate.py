@@ -78,12 +78,13 @@ def raise_problems(problems: list[str | None]) -> None:
         raise DataError("; ".join(found))
 
 
-def check_frames(z: np.ndarray, pos: np.ndarray, ptr: np.ndarray, values: Mapping[str, np.ndarray], source: str) -> None:
-    """Prepare-time checks of atoms and per-molecule arrays: atomic numbers, finite values, Å positions."""
+def check_frames(z: np.ndarray, pos: np.ndarray, ptr: np.ndarray, arrays: Mapping[str, np.ndarray], source: str,
+                 z_name: str = "z") -> None:
+    """Prepare-time checks of a canonical file: atomic numbers ``z`` [A], finite values in every array of
+    ``arrays`` (named and shaped as in the file, positions included), and positions ``pos`` [A, 3] in Å."""
     raise_problems([
-        atomic_number_problem(z, source),
-        first_non_finite("positions", pos, source),
-        *(first_non_finite(name, array, source) for name, array in values.items()),
+        atomic_number_problem(z, source, z_name),
+        *(first_non_finite(name, array, source) for name, array in arrays.items()),
     ])
     raise_problems([distance_problem(pos, ptr, source)])
 
