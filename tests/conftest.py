@@ -47,14 +47,28 @@ def run_dig(*args: str, cwd: Path | None = None, extra_path: Path | None = None,
     )
 
 
+def pip_install(path: Path, editable: bool = False) -> None:
+    """Install a plugin package with pip, as a third party would (its dependency, dig, is already here)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         *(["-e"] if editable else []), str(path)],
+        check=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def egnn_installed() -> None:
-    """Install the example plugin with pip, as a third party would (once per environment)."""
+    """The example model plugin, installed with pip once per environment."""
     try:
         import dig_egnn  # noqa: F401
     except ImportError:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-             str(ROOT / "plugins" / "dig-egnn")],
-            check=True,
-        )
+        pip_install(ROOT / "plugins" / "dig-egnn")
+
+
+@pytest.fixture(scope="session")
+def lj_installed() -> None:
+    """The example dataset plugin, installed with pip once per environment."""
+    try:
+        import dig_lj  # noqa: F401
+    except ImportError:
+        pip_install(ROOT / "plugins" / "dig-lj")
