@@ -69,18 +69,36 @@ class Registry:
         return entry
 
     def add_track(self, name: str, obj: Any, *, summary: str, **meta: Any) -> Entry:
+        """Register a track: an object following ``dig.tracks.base.Track`` (prepare, job_config, run_job)."""
         return self.add("track", name, obj, track=name, summary=summary, **meta)
 
     def add_dataset(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
+        """Register a dataset object following the track's dataset protocol.
+
+        3D track options (``meta``): ``evaluator="mae"`` (the evaluator's registered name);
+        ``train={budget: {...}}``: training settings for jobs on this dataset, any ``TrainConfig`` field
+        (``epochs`` SchNet-equivalent, ``batch_size``, ``lr``, ``forces_weight`` rho > 0 trains on forces) plus
+        ``min_epochs`` (no model trains fewer); a budget missing from ``train`` falls back to its ``default``
+        entry. A dataset with forces must set ``forces_weight`` in every budget it runs in."""
         return self.add("dataset", name, obj, track=track, summary=summary, **meta)
 
     def add_model(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
+        """Register a model factory.
+
+        3D track options (``meta``): ``hparams={budget: {...}}``, keyword arguments of the factory
+        ``build(stats: TargetStats, **hparams) -> nn.Module`` per budget (``default`` is the fallback);
+        ``relative_cost``: CPU time per training molecule over dig's SchNet at the default sizes, a number or
+        ``{"energy": c, "forces": c}`` per dataset kind (measure it with ``dig measure-cost NAME``);
+        ``train={budget: {...}}``: ``TrainConfig`` overrides for this model (e.g. its learning rate)."""
         return self.add("model", name, obj, track=track, summary=summary, **meta)
 
     def add_evaluator(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
+        """Register a pure function ``evaluate(predictions, references, targets) -> dict[str, float]`` whose
+        metric names end with their unit (``U0_mae_meV``); ``higher_is_better=False`` in ``meta``."""
         return self.add("evaluator", name, obj, track=track, summary=summary, **meta)
 
     def add_explainer(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
+        """Register an explainer (explainability track)."""
         return self.add("explainer", name, obj, track=track, summary=summary, **meta)
 
     def entries(self, kind: str | None = None, track: str | None = None) -> list[Entry]:

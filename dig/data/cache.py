@@ -42,6 +42,8 @@ def _paths(name: str) -> tuple[Path, Path]:
 
 
 def save_cached_arrays(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
+    """Write ``$DIG_CACHE_DIR/<name>.npz`` and its manifest (``manifest`` plus the sha256 and array names),
+    both atomically. Put every setting that changes the data into ``name`` (e.g. ``lj13-2000f-30K-v1``)."""
     data_path, manifest_path = _paths(name)
 
     def save(tmp: Path) -> None:

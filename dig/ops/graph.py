@@ -27,9 +27,15 @@ def _check_index(name: str, index: Tensor, upper: int) -> None:
 
 @dataclass(eq=False)
 class CSRGraph:
-    rowptr: Tensor
-    col: Tensor
-    num_src_nodes: int
+    """Edges sorted by destination. ``row`` [E] is each edge's DESTINATION i (sorted ascending), ``col`` [E] its
+    SOURCE j; ``rowptr`` [N_dst + 1] delimits the in-edges of each destination: edges ``rowptr[i]:rowptr[i+1]``
+    go into i. Messages flow ``col -> row``: ``segment(message, graph.rowptr)`` sums per destination.
+    Build with ``from_edge_index`` (PyG's [2, E] source/destination order; returns the edge permutation) or
+    ``from_sorted``; ``radius_graph`` returns one."""
+
+    rowptr: Tensor  # [N_dst + 1] int64 offsets of each destination's in-edges
+    col: Tensor  # [E] int64 source node j of each edge, edges sorted by destination
+    num_src_nodes: int  # N_src (equal to N_dst for a graph on one node set)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -13,8 +13,11 @@ def radius_graph(pos: Tensor, ptr: Tensor, cutoff: float, loop: bool = False) ->
 
     ``ptr`` [B+1] are the atom offsets of the molecules (atoms of one molecule are contiguous). All pairs
     inside each molecule are enumerated without Python loops: the cost is ``sum_b n_b^2``, right for
-    molecules (tens of atoms) and not meant for large periodic systems. Returns the destination-sorted
-    graph and the edge distances in graph order.
+    molecules (tens of atoms) and not meant for large periodic systems.
+
+    Returns ``(graph, distance)``: the ``CSRGraph`` (``graph.row`` = destination i, ``graph.col`` = source j) and
+    ``distance`` [E] = ``|pos[row] - pos[col]|`` in Å, in graph order and differentiable in ``pos`` (so forces
+    flow through it). No edge has zero length unless ``loop=True``.
     """
     if pos.dim() != 2 or pos.size(1) != 3:
         raise ValueError(f"pos must be [num_atoms, 3], got shape {list(pos.shape)}")

@@ -6,8 +6,11 @@ jobs another process holds or has finished meanwhile) and calls ``release(job)``
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +34,7 @@ Claim = Callable[[Job], bool]
 Release = Callable[[Job], None]
 
 EXECUTORS = ("local", "submitit")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def crash_record(job: Job, out_dir: str, reason: str, layout: WorkerLayout) -> dict[str, Any]:
@@ -57,8 +61,22 @@ def run_in_process(
         on_done(job, record)
 
 
-def _worker_main(job: Job, out_dir: str, settings: PluginSettings, layout: WorkerLayout, conn: Connection) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (even by SIGKILL, which the parent cannot catch),
+    so no worker trains on as an orphan after the bench is gone; its lock then names a dead process."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_main(job: Job, out_dir: str, settings: PluginSettings, layout: WorkerLayout, conn: Connection,
+                 parent: int) -> None:
     """Body of a worker process: run one job, stream its epochs to the parent, send its record last."""
+    _die_with_parent(parent)
 
     def on_epoch(epoch: int, total: int, info: Any) -> None:
         conn.send(("epoch", epoch, total, dict(info)))
@@ -127,7 +145,7 @@ def run_in_pool(
                 if not claim(job):
                     continue
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_worker_main, args=(job, out_dir, settings, layout, send),
+                process = context.Process(target=_worker_main, args=(job, out_dir, settings, layout, send, os.getpid()),
                                           name=f"dig {job.label}", daemon=True)
                 try:
                     with _children_ignore_sigint():

@@ -28,27 +28,28 @@ class TargetSpec:
     convert errors for reporting (eV -> meV: scale 1000). ``extensive`` targets grow with molecule size and
     get per-element reference values and a sum readout."""
 
-    name: str
-    unit: str
-    report_unit: str
-    report_scale: float
-    extensive: bool
-    description: str = ""
+    name: str  # e.g. "U0", "homo", "energy"; the --targets name and the metric prefix
+    unit: str  # unit of the stored values (eV, D, bohr3, kcalmol, ...)
+    report_unit: str  # unit of the reported error, ending the metric name (U0_mae_meV)
+    report_scale: float  # stored unit -> report unit (eV -> meV: 1000.0); positive
+    extensive: bool  # grows with molecule size: per-element references and a sum readout
+    description: str = ""  # one line for tables and cards
 
 
 @dataclass(frozen=True)
 class Molecules:
-    """Molecules with atoms concatenated: molecule m owns atoms ``ptr[m]:ptr[m+1]``."""
+    """Molecules with atoms concatenated: molecule m owns atoms ``ptr[m]:ptr[m+1]``. Forces datasets store
+    each frame of a trajectory as one molecule; ``forces_unit`` is ``"eV/A"`` or ``"kcal/mol/A"``."""
 
-    z: np.ndarray  # [A] atomic numbers
-    pos: np.ndarray  # [A, 3] Angstrom
-    ptr: np.ndarray  # [M + 1]
-    y: np.ndarray  # [M, T] targets in TargetSpec.unit
-    targets: tuple[TargetSpec, ...]
-    ids: np.ndarray  # [M] source ids
+    z: np.ndarray  # [A] integer atomic numbers, 1..MAX_ATOMIC_NUMBER (100)
+    pos: np.ndarray  # [A, 3] float positions in Å
+    ptr: np.ndarray  # [M + 1] int64 atom offsets, ptr[0] = 0, ptr[-1] = A, at least one atom per molecule
+    y: np.ndarray  # [M, T] float targets in TargetSpec.unit, finite
+    targets: tuple[TargetSpec, ...]  # T target specs, in the column order of y
+    ids: np.ndarray  # [M] int ids of the molecules in their source
     atomref: np.ndarray | None = None  # [MAX_ATOMIC_NUMBER + 1, T] isolated-atom values, NaN where unknown
     forces: np.ndarray | None = None  # [A, 3] forces on the atoms, -dE/dpos of the first target
-    forces_unit: str = ""
+    forces_unit: str = ""  # "eV/A" or "kcal/mol/A" when forces are given
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
@@ -63,16 +64,18 @@ class Molecules:
 
 @dataclass
 class MoleculeBatch:
-    """A batch of molecules. Attribute names follow PyG (``z``, ``pos``, ``batch``, ``ptr``, ``y``) so models
-    written for PyG batches run unchanged."""
+    """A batch of molecules, what a model's ``forward`` receives. Attribute names follow PyG (``z``, ``pos``,
+    ``batch``, ``ptr``, ``y``) so models written for PyG batches run unchanged. ``pos`` is float32 in Å; on
+    forces datasets it requires grad and the model's output must be twice differentiable in it (training
+    differentiates F = -dE/dpos once more): use smooth activations (SiLU) and smooth cutoffs."""
 
-    z: Tensor  # [A] long
-    pos: Tensor  # [A, 3]
-    batch: Tensor  # [A] molecule of each atom
-    ptr: Tensor  # [B + 1]
-    y: Tensor  # [B, T]
-    num_graphs: int
-    forces: Tensor | None = None  # [A, 3] when the dataset has forces
+    z: Tensor  # [A] int64 atomic numbers
+    pos: Tensor  # [A, 3] float32 positions in Å
+    batch: Tensor  # [A] int64 molecule of each atom (0..B-1)
+    ptr: Tensor  # [B + 1] int64 atom offsets: molecule b owns atoms ptr[b]:ptr[b+1]
+    y: Tensor  # [B, T] float32 reference targets in their TargetSpec.unit (what the model predicts)
+    num_graphs: int  # B, molecules in the batch
+    forces: Tensor | None = None  # [A, 3] float32 reference forces in the dataset's forces_unit, when it has forces
 
     def to(self, device: torch.device | str) -> MoleculeBatch:
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
@@ -111,14 +114,31 @@ Evaluator = Callable[[np.ndarray, np.ndarray, Sequence[TargetSpec]], Mapping[str
 
 @runtime_checkable
 class MoleculeDataset(Protocol):
-    """A registered 3D dataset: loads its molecules offline and gives fixed split indices per budget."""
+    """A registered 3D dataset: loads its molecules offline and gives fixed split indices per budget.
+
+    Optional: ``prepare(source: str | PathLike | None) -> dict``, which builds the cache and returns its
+    manifest. ``dig data prepare NAME --from FILE`` calls it with the file; ``dig data build NAME`` (and a
+    dataset simulated on first use) with ``None``. Before every bench, and with ``dig data validate NAME``,
+    dig checks what these methods return (shapes, dtypes, finite values, Å positions, split keys and
+    overlaps, ``forces_unit``, ``forces_weight``)."""
 
     name: str
 
-    def load(self) -> Molecules: ...
+    def load(self) -> Molecules:
+        """All molecules, from the cache (built offline on first use); called often, so cache the result."""
+        ...
 
-    def split(self, budget: str, num_molecules: int) -> dict[str, np.ndarray]: ...
+    def split(self, budget: str, num_molecules: int) -> dict[str, np.ndarray]:
+        """``{"train": idx, "valid": idx, "test": idx}``: disjoint, non-empty int arrays of molecule indices,
+        fixed for a budget (the same every call; smaller budgets take prefixes of larger ones by convention).
+        Correlated frames (MD) must not straddle splits: cut the trajectory into blocks."""
+        ...
 
-    def default_targets(self) -> Sequence[str]: ...
+    def default_targets(self) -> Sequence[str]:
+        """Names of the targets trained when the user gives no ``--targets`` (a subset of ``Molecules.targets``)."""
+        ...
 
-    def card(self) -> Mapping[str, Any]: ...
+    def card(self) -> Mapping[str, Any]:
+        """What the data is: at least ``name``; by convention also ``reference``, ``units``, ``split_sizes``
+        and how it was made (level of theory, sampling)."""
+        ...

@@ -20,17 +20,20 @@ from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, Molecul
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int
-    batch_size: int = 32
+    """How a 3D job trains: Adam on the L1 loss of standardized targets (plus rho times the force L1 loss), a
+    learning-rate schedule, model selection on the validation split after every epoch."""
+
+    epochs: int  # epochs (in equal-time budgets: SchNet-equivalent epochs, divided by the model's relative_cost)
+    batch_size: int = 32  # molecules per training step
     eval_batch_size: int = 32  # measured on CPU: SphereNet predicts 119 molecules/s at 32, 85 at 256
-    lr: float = 5e-4
+    lr: float = 5e-4  # Adam's peak learning rate
     schedule: str = "cosine"  # "cosine": to lr * min_lr_ratio over all steps; "step": * gamma every step_epochs
-    min_lr_ratio: float = 0.02
-    step_epochs: int = 100
-    gamma: float = 0.5
-    warmup_epochs: float = 0.0
-    weight_decay: float = 0.0
-    grad_clip: float = 10.0
+    min_lr_ratio: float = 0.02  # final / peak learning rate of the cosine schedule
+    step_epochs: int = 100  # epochs between decays of the step schedule
+    gamma: float = 0.5  # decay factor of the step schedule
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    grad_clip: float = 10.0  # gradient norm clipped to this (0: no clipping)
     forces_weight: float = 0.0  # rho in L(E) + rho * L(F); > 0 trains on forces = -dE/dpos (datasets with forces)
 
 
