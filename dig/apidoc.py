@@ -97,7 +97,7 @@ def _class_methods_section(cls: type, title: str) -> str:
 
 
 def render() -> str:
-    from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
+    from dig.data import load_cached_arrays, load_or_build, permuted_split, read_npz, save_cached_arrays
     from dig.ops import (
         CSRGraph,
         Triplets,
@@ -153,7 +153,7 @@ def render() -> str:
         parts.append(_function_section(function, f"dig.ops.{function.__name__}"))
     parts.append(_dataclass_section(Triplets))
     parts += ["## Dataset caches (`dig.data`)", ""]
-    for function in (save_cached_arrays, load_cached_arrays, read_npz, permuted_split):
+    for function in (save_cached_arrays, load_cached_arrays, load_or_build, read_npz, permuted_split):
         parts.append(_function_section(function, f"dig.data.{function.__name__}"))
     return "\n".join(parts).rstrip() + "\n"
 

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,16 @@ def load_cached_arrays(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]
     with np.load(data_path, allow_pickle=False) as handle:
         arrays = {key: handle[key] for key in handle.files}
     return arrays, manifest
+
+
+def load_or_build(name: str, build: Callable[[], Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The cached arrays and manifest of ``name``; on first use ``build()`` (which must call
+    ``save_cached_arrays(name, ...)``) makes them."""
+    cached = load_cached_arrays(name)
+    if cached is None:
+        build()
+        cached = load_cached_arrays(name)
+    if cached is None:
+        raise DataError(f"building the dataset cache {name!r} wrote nothing; its prepare() must call "
+                        f"save_cached_arrays({name!r}, ...)")
+    return cached

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
+from dig.data import load_cached_arrays, load_or_build, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import Molecules, TargetSpec
 from dig.tracks.threed.validate import check_frames
@@ -167,11 +167,7 @@ class XTBDynamics(_FrameDataset):
         return manifest
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        cached = load_cached_arrays(self.cache_name)
-        if cached is None:
-            self.prepare()
-            cached = load_cached_arrays(self.cache_name)
-        return cached[0]
+        return load_or_build(self.cache_name, self.prepare)[0]
 
     def card(self) -> Mapping[str, Any]:
         return {

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, permuted_split, read_npz, save_cached_arrays
+from dig.data import load_or_build, permuted_split, read_npz, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, Molecules, TargetSpec
 from dig.tracks.threed.validate import check_frames
@@ -198,11 +198,7 @@ class QM9:
 
     def load(self) -> Molecules:
         if self._molecules is None:
-            cached = load_cached_arrays(self.cache_name)
-            if cached is None:
-                self.prepare()
-                cached = load_cached_arrays(self.cache_name)
-            arrays, _ = cached
+            arrays, _ = load_or_build(self.cache_name, self.prepare)
             self._molecules = Molecules(
                 z=arrays["z"].astype(np.int64), pos=arrays["pos"], ptr=arrays["ptr"], y=arrays["y"],
                 targets=TARGETS, ids=arrays["ids"], atomref=free_atom_references(),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, save_cached_arrays
+from dig.data import load_or_build, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.threed import Molecules, TargetSpec
 
@@ -103,11 +103,7 @@ class LJ13:
 
     def load(self) -> Molecules:
         if self._molecules is None:
-            cached = load_cached_arrays(self.cache_name)
-            if cached is None:
-                self.prepare()
-                cached = load_cached_arrays(self.cache_name)
-            arrays = cached[0]
+            arrays, _ = load_or_build(self.cache_name, self.prepare)
             frames, atoms = arrays["pos"].shape[:2]
             self._molecules = Molecules(
                 z=np.tile(arrays["z"], frames), pos=arrays["pos"].reshape(-1, 3),
