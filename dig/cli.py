@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import warnings
 from collections import defaultdict
@@ -278,7 +279,7 @@ def cmd_measure_cost(args: argparse.Namespace) -> int:
         table.add_row(dataset, m.kind, f"{m.relative_cost:.2f}", " ".join(f"{r:.2f}" for r in m.ratios),
                       f"{1000 * m.seconds_per_molecule:.2f}", f"{1000 * m.reference_seconds_per_molecule:.2f}")
     console.print(table)
-    declared = {kind: round(sorted(values)[len(values) // 2], 2) for kind, values in sorted(costs.items())}
+    declared = {kind: round(statistics.median(values), 2) for kind, values in sorted(costs.items())}
     console.print(f"declare it at registration: relative_cost={declared}", highlight=False)
     return 0
 
