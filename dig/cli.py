@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dig.errors import DigError
@@ -99,16 +99,21 @@ class RichProgress(RunnerProgress):
 
     def __init__(self) -> None:
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), console=errors, transient=False,
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=errors, transient=False,
         )
         self.jobs_task = None
         self.running: dict[str, Any] = {}
 
-    def start(self, total: int, skipped: int) -> None:
+    def start(self, total: int, skipped: int, weights: dict[str, float] | None = None) -> None:
+        """The jobs bar advances by each job's relative cost, so its time remaining weighs long jobs right."""
         self.bar.start()
-        note = f"{skipped} already done" if skipped else ""
-        self.jobs_task = self.bar.add_task("jobs", total=total, completed=skipped, info=note)
+        self.weights = weights or {}
+        self.total, self.done = total, skipped
+        self.jobs_task = self.bar.add_task("jobs", total=sum(self.weights.values()) or None, info=self._count())
+
+    def _count(self) -> str:
+        return f"{self.done}/{self.total} jobs"
 
     def job_started(self, job: Job):
         task = self.bar.add_task(f"  {job.label}", total=None, info="starting")
@@ -124,7 +129,8 @@ class RichProgress(RunnerProgress):
         task = self.running.pop(job.config_hash, None)
         if task is not None:
             self.bar.remove_task(task)
-        self.bar.advance(self.jobs_task)
+        self.done += 1
+        self.bar.update(self.jobs_task, advance=self.weights.get(job.config_hash, 0.0), info=self._count())
         if record.get("status") != "ok":
             self.bar.console.print(f"[red]failed[/red] {job.label}: {escape(str(record.get('reason')))}", highlight=False)
 

@@ -57,7 +57,8 @@ class BenchResult:
 class Progress:
     """Hooks the runner calls; the CLI plugs rich progress bars in here. The default is silent."""
 
-    def start(self, total: int, skipped: int) -> None: ...
+    def start(self, total: int, skipped: int, weights: dict[str, float] | None = None) -> None:
+        """``weights``: each job still to run (by config_hash) -> its relative cost, for an ETA."""
 
     def job_started(self, job: Job) -> Callable[[int, int, Any], None] | None:
         return None
@@ -175,7 +176,8 @@ def run_bench(spec: BenchSpec, registry: Registry, progress: Progress | None = N
 
     in_process = spec.executor == "local" and workers == 1
     layout = WorkerLayout(spec.threads, workers, "in-process" if in_process else f"{spec.executor}-processes")
-    progress.start(len(jobs), len(result.skipped))
+    weights = {job.config_hash: float(cost(registry, job)) if cost else 1.0 for job in todo}
+    progress.start(len(jobs), len(result.skipped), weights)
     try:
         with _sigterm_interrupts():
             if todo and spec.executor == "submitit":
