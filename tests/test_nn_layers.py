@@ -149,3 +149,43 @@ def test_ladies_sampler_weights_and_importance(data):
     prob[seeds] = 0
     top, bottom = prob.argsort(descending=True)[:3], prob.argsort(descending=True)[prob.count_nonzero() - 3: prob.count_nonzero()]
     assert hits[top].sum() > hits[bottom].sum()
+
+
+@pytest.fixture(scope="module")
+def looped():
+    """A graph that already has self loops on some nodes (node 3 twice), as real graphs may."""
+    g = torch.Generator().manual_seed(1)
+    edge_index = torch.randint(0, N, (2, 200), generator=g)
+    loops = torch.tensor([[0, 3, 3, 7, 11], [0, 3, 3, 7, 11]])
+    edge_index = torch.cat([edge_index, loops], dim=1)
+    x = torch.randn(N, F_IN, generator=g)
+    graph, _ = CSRGraph.from_edge_index(edge_index, N)
+    return edge_index, x, graph
+
+
+def test_self_loops_are_added_only_where_missing(looped):
+    from dig.nn import with_self_loops
+
+    edge_index, _, graph = looped
+    target = with_self_loops(graph)
+    row, col = target.row, target.col
+    assert bool((row[1:] >= row[:-1]).all()) and torch.equal(target.rowptr[1:] - target.rowptr[:-1], target.in_degree())
+    assert torch.equal(torch.bincount(row[row == col], minlength=N), torch.ones(N, dtype=torch.long))
+    off = edge_index[:, edge_index[0] != edge_index[1]]
+    expected = sorted(zip(off[0].tolist(), off[1].tolist())) + [(i, i) for i in range(N)]
+    assert sorted(zip(col.tolist(), row.tolist())) == sorted(expected)
+
+
+@pytest.mark.parametrize("layer", ["gcn", "sgc", "gat"])
+def test_layers_match_pyg_on_a_graph_with_self_loops(looped, layer):
+    edge_index, x, graph = looped
+    if layer == "gcn":
+        theirs, ours = pyg.GCNConv(F_IN, F_OUT), GCNConv(F_IN, F_OUT)
+        _copy(ours, theirs, {"lin.weight": "lin.weight", "bias": "bias"})
+    elif layer == "sgc":
+        theirs, ours = pyg.SGConv(F_IN, F_OUT, K=2), SGConv(F_IN, F_OUT, K=2)
+        _copy(ours, theirs, {"lin.weight": "lin.weight", "lin.bias": "lin.bias"})
+    else:
+        theirs, ours = pyg.GATConv(F_IN, F_OUT, heads=2), GATConv(F_IN, F_OUT, heads=2)
+        _copy(ours, theirs, {"lin.weight": "lin.weight", "att_src": "att_src", "att_dst": "att_dst", "bias": "bias"})
+    _check(ours, theirs, x, graph, edge_index)

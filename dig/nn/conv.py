@@ -15,15 +15,29 @@ from dig.ops import CSRGraph, edge_softmax, spmm
 
 
 def with_self_loops(graph: CSRGraph) -> CSRGraph:
-    """The graph plus one self loop per node (cached): Ã = A + I."""
+    """The graph with exactly one self loop per node (cached): Ã = A_offdiag + I, as PyG's
+    ``add_remaining_self_loops`` / GAT's remove-then-add (a loop the graph already has is not doubled).
+
+    Built from the destination-sorted edges in O(E) without sorting again: the kept (non-loop) edges keep their
+    order, and node i's loop goes last among its in-edges."""
     key = "with_self_loops"
     if key not in graph._cache:
         n = graph.num_dst_nodes
         if graph.num_src_nodes != n:
             raise ValueError("self loops need a square graph (as many source as destination nodes)")
+        keep = graph.col != graph.row
+        kept_row, kept_col = graph.row[keep], graph.col[keep]
+        counts = torch.bincount(kept_row, minlength=n) + 1
+        rowptr = torch.zeros(n + 1, dtype=torch.long, device=graph.device)
+        rowptr[1:] = counts.cumsum(0)
+        col = torch.empty(int(rowptr[-1]), dtype=torch.long, device=graph.device)
+        # a kept edge moves down by one slot per loop placed before it (one per earlier destination)
+        col[torch.arange(kept_col.numel(), device=graph.device) + kept_row] = kept_col
         loops = torch.arange(n, device=graph.device)
-        edge_index = torch.stack([torch.cat([graph.col, loops]), torch.cat([graph.row, loops])])
-        graph._cache[key], _ = CSRGraph.from_edge_index(edge_index, n)
+        col[rowptr[1:] - 1] = loops
+        looped = CSRGraph(rowptr, col, n)
+        looped._cache["row"] = torch.repeat_interleave(loops, counts)
+        graph._cache[key] = looped
     return graph._cache[key]
 
 
