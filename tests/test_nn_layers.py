@@ -172,8 +172,8 @@ def test_self_loops_are_added_only_where_missing(looped):
     assert bool((row[1:] >= row[:-1]).all()) and torch.equal(target.rowptr[1:] - target.rowptr[:-1], target.in_degree())
     assert torch.equal(torch.bincount(row[row == col], minlength=N), torch.ones(N, dtype=torch.long))
     off = edge_index[:, edge_index[0] != edge_index[1]]
-    expected = sorted(zip(off[0].tolist(), off[1].tolist())) + [(i, i) for i in range(N)]
-    assert sorted(zip(col.tolist(), row.tolist())) == sorted(expected)
+    expected = sorted(zip(off[0].tolist(), off[1].tolist(), strict=True)) + [(i, i) for i in range(N)]
+    assert sorted(zip(col.tolist(), row.tolist(), strict=True)) == sorted(expected)
 
 
 @pytest.mark.parametrize("layer", ["gcn", "sgc", "gat"])

@@ -20,6 +20,14 @@ def test_csr_from_edge_index_sorts_by_destination_and_keeps_isolated_nodes():
     assert torch.equal(graph.col, edge_index[0][perm])
 
 
+def test_csr_from_destination_sorted_edges_skips_the_sort_and_gives_the_same_graph():
+    edge_index = torch.randint(0, 50, (2, 400), generator=torch.Generator().manual_seed(3))
+    graph, perm = CSRGraph.from_edge_index(edge_index, num_nodes=50)
+    again, identity = CSRGraph.from_edge_index(edge_index[:, perm], num_nodes=50)
+    assert torch.equal(identity, torch.arange(400))
+    assert torch.equal(again.rowptr, graph.rowptr) and torch.equal(again.col, graph.col)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("weight_shape", ["vector", "scalar", "column"])
 def test_gather_mul_scatter_matches_index_add(dtype, weight_shape):

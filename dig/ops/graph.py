@@ -65,7 +65,11 @@ class CSRGraph:
         src, dst = edge_index[0], edge_index[1]
         _check_index("edge_index[0] (sources)", src, num_nodes)
         _check_index("edge_index[1] (destinations)", dst, num_dst)
-        dst_sorted, perm = torch.sort(dst.long(), stable=True)
+        dst = dst.long()
+        if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):  # already grouped by destination: no sort
+            dst_sorted, perm = dst, torch.arange(dst.numel(), device=dst.device)
+        else:
+            dst_sorted, perm = torch.sort(dst, stable=True)
         rowptr = torch.zeros(num_dst + 1, dtype=torch.long, device=edge_index.device)
         rowptr[1:] = torch.bincount(dst_sorted, minlength=num_dst).cumsum(0)
         graph = cls(rowptr, src.long()[perm].contiguous(), num_nodes)
