@@ -8,6 +8,7 @@ from dig.registry import Registry
 from dig.tracks.threed.evaluators import mae_per_target
 from dig.tracks.threed.md import MD17, MD17_MOLECULES, XTBDynamics
 from dig.tracks.threed.models.comenet import build_comenet
+from dig.tracks.threed.models.composition import build_composition
 from dig.tracks.threed.models.dimenet import build_dimenet_pp
 from dig.tracks.threed.models.mean import build_mean
 from dig.tracks.threed.models.schnet import build_schnet
@@ -88,6 +89,10 @@ def dig_register(registry: Registry) -> None:
         summary="MAE per target in its unit (meV for energies) and the standardized MAE in %",
     )
     registry.add_model("mean", build_mean, track="3d", summary="Predicts the training-set mean of every target")
+    registry.add_model(
+        "composition", build_composition, track="3d",
+        summary="Baseline: the training-set fit on element counts (atom references) every model gets for free",
+    )
     registry.add_model(
         "schnet", build_schnet, track="3d", hparams=SCHNET_HPARAMS, relative_cost=RELATIVE_COST["schnet"],
         summary="SchNet: continuous-filter convolutions on interatomic distances (Schütt et al. 2017)",
