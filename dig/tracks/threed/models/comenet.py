@@ -3,8 +3,9 @@ Molecular Graphs", NeurIPS 2022): complete local frames from 1-hop neighbours on
 
 For an edge j -> i, with n0(a), n1(a) the nearest and second-nearest neighbours of atom a:
 
-    theta = angle between i->j and i->n0(i)                (polar angle in i's local frame)
-    phi   = dihedral between planes (i->j, i->n0(i)) and (i->j, i->n1(i))   (azimuth in that frame)
+    theta = angle between x_i - x_j (from j to i) and x_n0(i) - x_i      (polar angle in i's local frame)
+    phi   = dihedral about x_i - x_j between x_n0(i) - x_i and x_n1(i) - x_i   (azimuth in that frame)
+    (the vectors DIG's reference code uses: -pos_ji with pos_ji = x_j - x_i)
     tau   = rotation about j-i between the planes through j's reference (n0(j), or n1(j) when n0(j) = i)
             and i's reference (n0(i), or n1(i) when n0(i) = j)
     f1 = t(d, theta, phi) (spherical Bessel x real spherical harmonics), f2 = a(d, tau)
