@@ -190,3 +190,13 @@ def test_publish_escapes_names_in_markdown(tmp_path):
     assert "a\\|b" in row and row.replace("\\|", "").count("|") == markdown.splitlines()[
         markdown.splitlines().index(row) - 1].replace("\\|", "").count("|")
     assert "<script>" not in (tmp_path / "index.html").read_text()
+
+
+def test_published_tables_say_what_they_are(tmp_path):
+    rows = [{**r, "epochs": "5"} for r in REFERENCE] + [{**_row("mean", s, "U0_mae_meV", 900.0), "epochs": "0"}
+                                                        for s in range(3)]
+    _write(tmp_path / "3d.csv", rows)
+    publish(tmp_path)
+    caption = "undertrained, so read the ranking under this budget, never against published numbers; epochs: mean 0, schnet 5."
+    assert caption in (tmp_path / "README.md").read_text()
+    assert caption in (tmp_path / "index.html").read_text()

@@ -53,13 +53,41 @@ def _direction(aggs: list[Aggregate], metric: str) -> str:
     return "↑" if hib else "↓"
 
 
-def markdown_tables(aggregates: list[Aggregate], heading: str = "") -> str:
+BUDGET_CAPTIONS = {
+    "smoke": "smoke budget: tiny subsets and two epochs, a check that everything runs; the numbers mean nothing",
+    "default": "default budget: reduced training sets, model sizes and epochs, equal CPU time per model; every "
+               "model is undertrained, so read the ranking under this budget, never against published numbers",
+    "paper": "paper budget: the published protocols",
+}
+
+
+def epochs_by_model(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], str]:
+    """(dataset, model, budget) -> the epochs its finished jobs trained ("5", or "3-5" when seeds differ)."""
+    seen: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    for row in rows:
+        if row["status"] == "ok" and row["epochs"].isdigit():
+            seen[(row["dataset"], row["model"], row["budget"])].add(int(row["epochs"]))
+    return {key: str(min(v)) if len(v) == 1 else f"{min(v)}-{max(v)}" for key, v in seen.items()}
+
+
+def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str, str, str], str]) -> str:
+    trained = [f"{model} {epochs[(dataset, model, budget)]}" for model in models if (dataset, model, budget) in epochs]
+    parts = [BUDGET_CAPTIONS.get(budget, f"budget {budget}")]
+    if trained:
+        parts.append("epochs: " + ", ".join(trained))
+    return "; ".join(parts) + "."
+
+
+def markdown_tables(aggregates: list[Aggregate], heading: str = "",
+                    epochs: dict[tuple[str, str, str], str] | None = None) -> str:
     parts = []
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         metrics = metric_order(aggs)
         models = sorted({(a.label, a.plugin) for a in aggs})
         by_key = {(a.label, a.metric): a for a in aggs}
         parts.append(f"### {heading}{md_text(track)} · {md_text(dataset)} · budget {md_text(budget)}\n")
+        if epochs is not None:
+            parts.append(md_text(caption(dataset, budget, sorted({a.model for a in aggs}), epochs)) + "\n")
         parts.append("| model | plugin | " + " | ".join(f"{md_text(m)} {_direction(aggs, m)}" for m in metrics) + " |")
         parts.append("|---|---|" + "---|" * len(metrics))
         for model, plugin in models:
@@ -96,10 +124,13 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
     return "\n".join(out)
 
 
-def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None) -> str:
+def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None,
+              epochs: dict[tuple[str, str, str], str] | None = None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
+        if epochs is not None:
+            body.append(f"<p>{html.escape(caption(dataset, budget, sorted({a.model for a in aggs}), epochs))}</p>")
         metrics = metric_order(aggs)
         by_key = {(a.label, a.metric): a for a in aggs}
         models = sorted({(a.label, a.plugin) for a in aggs})
@@ -130,10 +161,12 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
     folder = Path(folder)
     csvs = sorted(folder.glob("*.csv"))
     aggregates: list[Aggregate] = []
+    epochs: dict[tuple[str, str, str], str] = {}
     notes = []
     for path in csvs:
         rows = read_rows(path)
         aggregates.extend(aggregate(rows))
+        epochs.update(epochs_by_model(rows))
         failed = failed_jobs(rows)
         if failed:
             notes.append(f"- {md_text(path.name)}: {len(failed)} failed job(s) are not in the tables:")
@@ -151,7 +184,7 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         "",
     ]
     references = [agg for path in sorted((folder / "references").glob("*.csv")) for agg in read_references(path)]
-    md = "\n".join(intro) + markdown_tables(aggregates)
+    md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs)
     if references:
         md += (
             "\n## Published references — not produced here\n\nNumbers reported by the papers under their own "
@@ -160,5 +193,5 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         )
     return [
         atomic_write_text(folder / "README.md", md),
-        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references)),
+        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references, epochs)),
     ]
