@@ -189,3 +189,23 @@ def test_layers_match_pyg_on_a_graph_with_self_loops(looped, layer):
         theirs, ours = pyg.GATConv(F_IN, F_OUT, heads=2), GATConv(F_IN, F_OUT, heads=2)
         _copy(ours, theirs, {"lin.weight": "lin.weight", "att_src": "att_src", "att_dst": "att_dst", "bias": "bias"})
     _check(ours, theirs, x, graph, edge_index)
+
+
+@pytest.mark.parametrize("shape", [(8, 32), (42, 8)])
+def test_linear_equals_torch_linear_to_second_order(shape):
+    """dig.nn.linear.Linear changes only how the weight gradient is multiplied out, never a value."""
+    from dig.nn.linear import Linear
+
+    in_features, out_features = shape
+    ours, reference = Linear(in_features, out_features).double(), torch.nn.Linear(in_features, out_features).double()
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(50, in_features, dtype=torch.float64, requires_grad=True)
+    first = {}
+    for name, layer in (("ours", ours), ("reference", reference)):
+        out = layer(x).tanh().pow(2).sum()
+        grads = torch.autograd.grad(out, [x, layer.weight, layer.bias], create_graph=True)
+        second = torch.autograd.grad(grads[0].sum() + grads[1].pow(2).sum(), [x, layer.weight])
+        first[name] = [g.detach() for g in (*grads, *second)]
+    for mine, theirs in zip(first["ours"], first["reference"], strict=True):
+        torch.testing.assert_close(mine, theirs)
+    assert torch.autograd.gradcheck(ours, (x,)) and torch.autograd.gradgradcheck(ours, (x,))

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from dig.nn.basis import SphericalBasis, TorsionBasis
 from dig.nn.geometry import angle_between, safe_atan2
 from dig.nn.init import glorot_linear_init
+from dig.nn.linear import Linear
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -118,7 +119,7 @@ def local_frame_geometry(
 class TwoLayerLinear(nn.Module):
     def __init__(self, inputs: int, middle: int, outputs: int) -> None:
         super().__init__()
-        self.lin1, self.lin2 = nn.Linear(inputs, middle, bias=False), nn.Linear(middle, outputs, bias=False)
+        self.lin1, self.lin2 = Linear(inputs, middle, bias=False), Linear(middle, outputs, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.lin2(self.lin1(x))
@@ -127,7 +128,7 @@ class TwoLayerLinear(nn.Module):
 class EdgeGraphConv(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.lin_rel, self.lin_root = nn.Linear(channels, channels), nn.Linear(channels, channels, bias=False)
+        self.lin_rel, self.lin_root = Linear(channels, channels), Linear(channels, channels, bias=False)
 
     def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor) -> Tensor:
         return self.lin_rel(gather_mul_scatter(graph, x, edge_weight)) + self.lin_root(x)
@@ -137,14 +138,14 @@ class InteractionBlock(nn.Module):
     def __init__(self, hidden: int, middle: int, num_radial: int, num_spherical: int, layers: int) -> None:
         super().__init__()
         self.act = nn.SiLU()
-        self.lin = nn.Linear(hidden, hidden)
+        self.lin = Linear(hidden, hidden)
         self.feature1 = TwoLayerLinear(num_radial * num_spherical**2, middle, hidden)
         self.feature2 = TwoLayerLinear(num_radial * num_spherical, middle, hidden)
         self.conv1, self.conv2 = EdgeGraphConv(hidden), EdgeGraphConv(hidden)
-        self.lin1, self.lin2 = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
-        self.lin_cat = nn.Linear(2 * hidden, hidden)
-        self.lins = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
-        self.final = nn.Linear(hidden, hidden)
+        self.lin1, self.lin2 = Linear(hidden, hidden), Linear(hidden, hidden)
+        self.lin_cat = Linear(2 * hidden, hidden)
+        self.lins = nn.ModuleList(Linear(hidden, hidden) for _ in range(layers))
+        self.final = Linear(hidden, hidden)
 
     def forward(self, x: Tensor, f1: Tensor, f2: Tensor, graph: CSRGraph) -> Tensor:
         x = self.act(self.lin(x))
@@ -169,8 +170,8 @@ class ComENet(nn.Module):
         self.interactions = nn.ModuleList(
             InteractionBlock(hidden, middle, num_radial, num_spherical, output_layers) for _ in range(layers)
         )
-        self.head = nn.Sequential(*(m for _ in range(output_layers) for m in (nn.Linear(hidden, hidden), nn.SiLU())),
-                                  nn.Linear(hidden, len(stats.targets)))
+        self.head = nn.Sequential(*(m for _ in range(output_layers) for m in (Linear(hidden, hidden), nn.SiLU())),
+                                  Linear(hidden, len(stats.targets)))
         self.readout = AtomwiseReadout(stats)
         glorot_linear_init(self)
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from dig.nn.basis import BesselBasis, SphericalBasis
 from dig.nn.geometry import angle_between
 from dig.nn.init import glorot_linear_init
+from dig.nn.linear import Linear
 from dig.ops import CSRGraph, Triplets, gather_mul_scatter, radius_graph, segment, triplets
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -29,7 +30,7 @@ from dig.tracks.threed.readout import AtomwiseReadout
 class Residual(nn.Module):
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.lin1, self.lin2, self.act = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.SiLU()
+        self.lin1, self.lin2, self.act = Linear(hidden, hidden), Linear(hidden, hidden), nn.SiLU()
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.act(self.lin2(self.act(self.lin1(x))))
@@ -39,8 +40,8 @@ class EmbeddingBlock(nn.Module):
     def __init__(self, num_radial: int, hidden: int) -> None:
         super().__init__()
         self.embedding = nn.Embedding(MAX_ATOMIC_NUMBER + 1, hidden)
-        self.lin_rbf = nn.Linear(num_radial, hidden)
-        self.lin = nn.Linear(3 * hidden, hidden)
+        self.lin_rbf = Linear(num_radial, hidden)
+        self.lin = Linear(3 * hidden, hidden)
         self.act = nn.SiLU()
 
     def forward(self, z: Tensor, rbf: Tensor, src: Tensor, dst: Tensor) -> Tensor:
@@ -53,15 +54,15 @@ class InteractionPPBlock(nn.Module):
                  before_skip: int, after_skip: int) -> None:
         super().__init__()
         self.act = nn.SiLU()
-        self.lin_rbf1 = nn.Linear(num_radial, basis_emb, bias=False)
-        self.lin_rbf2 = nn.Linear(basis_emb, hidden, bias=False)
-        self.lin_sbf1 = nn.Linear(num_spherical * num_radial, basis_emb, bias=False)
-        self.lin_sbf2 = nn.Linear(basis_emb, int_emb, bias=False)
-        self.lin_kj, self.lin_ji = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
-        self.lin_down = nn.Linear(hidden, int_emb, bias=False)
-        self.lin_up = nn.Linear(int_emb, hidden, bias=False)
+        self.lin_rbf1 = Linear(num_radial, basis_emb, bias=False)
+        self.lin_rbf2 = Linear(basis_emb, hidden, bias=False)
+        self.lin_sbf1 = Linear(num_spherical * num_radial, basis_emb, bias=False)
+        self.lin_sbf2 = Linear(basis_emb, int_emb, bias=False)
+        self.lin_kj, self.lin_ji = Linear(hidden, hidden), Linear(hidden, hidden)
+        self.lin_down = Linear(hidden, int_emb, bias=False)
+        self.lin_up = Linear(int_emb, hidden, bias=False)
         self.before = nn.Sequential(*(Residual(hidden) for _ in range(before_skip)))
-        self.lin = nn.Linear(hidden, hidden)
+        self.lin = Linear(hidden, hidden)
         self.after = nn.Sequential(*(Residual(hidden) for _ in range(after_skip)))
 
     def forward(self, m: Tensor, rbf: Tensor, sbf: Tensor, triplet_graph: CSRGraph) -> Tensor:
@@ -76,10 +77,10 @@ class InteractionPPBlock(nn.Module):
 class OutputPPBlock(nn.Module):
     def __init__(self, num_radial: int, hidden: int, out_emb: int, num_targets: int, layers: int) -> None:
         super().__init__()
-        self.lin_rbf = nn.Linear(num_radial, hidden, bias=False)
-        self.lin_up = nn.Linear(hidden, out_emb, bias=False)
-        self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(out_emb, out_emb), nn.SiLU()) for _ in range(layers)))
-        self.out = nn.Linear(out_emb, num_targets, bias=False)
+        self.lin_rbf = Linear(num_radial, hidden, bias=False)
+        self.lin_up = Linear(hidden, out_emb, bias=False)
+        self.layers = nn.Sequential(*(nn.Sequential(Linear(out_emb, out_emb), nn.SiLU()) for _ in range(layers)))
+        self.out = Linear(out_emb, num_targets, bias=False)
 
     def forward(self, m: Tensor, rbf: Tensor, graph: CSRGraph) -> Tensor:
         per_atom = segment(self.lin_rbf(rbf) * m, graph.rowptr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from dig.nn import CosineCutoff, GaussianSmearing, ShiftedSoftplus
+from dig.nn.linear import Linear
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
@@ -24,13 +25,13 @@ class InteractionBlock(nn.Module):
     def __init__(self, hidden: int, filters: int, num_gaussians: int, cutoff: float) -> None:
         super().__init__()
         self.filter_net = nn.Sequential(
-            nn.Linear(num_gaussians, filters), ShiftedSoftplus(), nn.Linear(filters, filters)
+            Linear(num_gaussians, filters), ShiftedSoftplus(), Linear(filters, filters)
         )
         self.cutoff = CosineCutoff(cutoff)
-        self.lin_in = nn.Linear(hidden, filters, bias=False)
-        self.lin_mid = nn.Linear(filters, hidden)
+        self.lin_in = Linear(hidden, filters, bias=False)
+        self.lin_mid = Linear(filters, hidden)
         self.act = ShiftedSoftplus()
-        self.lin_out = nn.Linear(hidden, hidden)
+        self.lin_out = Linear(hidden, hidden)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -62,7 +63,7 @@ class SchNet(nn.Module):
         self.interactions = nn.ModuleList(
             InteractionBlock(hidden, filters, num_gaussians, cutoff) for _ in range(interactions)
         )
-        self.head = nn.Sequential(nn.Linear(hidden, hidden // 2), ShiftedSoftplus(), nn.Linear(hidden // 2, len(stats.targets)))
+        self.head = nn.Sequential(Linear(hidden, hidden // 2), ShiftedSoftplus(), Linear(hidden // 2, len(stats.targets)))
         self.readout = AtomwiseReadout(stats)
 
     def forward(self, batch: MoleculeBatch) -> Tensor:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from dig.nn.basis import BesselBasis, SphericalBasis, TorsionBasis
 from dig.nn.geometry import safe_atan2
 from dig.nn.init import glorot_linear_init
+from dig.nn.linear import Linear
 from dig.ops import CSRGraph, gather_mul_scatter, radius_graph
 from dig.tracks.threed.models.dimenet import EmbeddingBlock, OutputPPBlock, Residual, triplet_geometry
 from dig.tracks.threed.protocol import MoleculeBatch, TargetStats
@@ -73,17 +74,17 @@ class UpdateE(nn.Module):
                  before_skip: int, after_skip: int) -> None:
         super().__init__()
         self.act = nn.SiLU()
-        self.lin_rbf1 = nn.Linear(num_radial, basis_emb, bias=False)
-        self.lin_rbf2 = nn.Linear(basis_emb, hidden, bias=False)
-        self.lin_sbf1 = nn.Linear(num_spherical * num_radial, basis_emb, bias=False)
-        self.lin_sbf2 = nn.Linear(basis_emb, int_emb, bias=False)
-        self.lin_t1 = nn.Linear(num_spherical**2 * num_radial, basis_emb, bias=False)
-        self.lin_t2 = nn.Linear(basis_emb, int_emb, bias=False)
-        self.lin_kj, self.lin_ji = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
-        self.lin_down = nn.Linear(hidden, int_emb, bias=False)
-        self.lin_up = nn.Linear(int_emb, hidden, bias=False)
+        self.lin_rbf1 = Linear(num_radial, basis_emb, bias=False)
+        self.lin_rbf2 = Linear(basis_emb, hidden, bias=False)
+        self.lin_sbf1 = Linear(num_spherical * num_radial, basis_emb, bias=False)
+        self.lin_sbf2 = Linear(basis_emb, int_emb, bias=False)
+        self.lin_t1 = Linear(num_spherical**2 * num_radial, basis_emb, bias=False)
+        self.lin_t2 = Linear(basis_emb, int_emb, bias=False)
+        self.lin_kj, self.lin_ji = Linear(hidden, hidden), Linear(hidden, hidden)
+        self.lin_down = Linear(hidden, int_emb, bias=False)
+        self.lin_up = Linear(int_emb, hidden, bias=False)
         self.before = nn.Sequential(*(Residual(hidden) for _ in range(before_skip)))
-        self.lin = nn.Linear(hidden, hidden)
+        self.lin = Linear(hidden, hidden)
         self.after = nn.Sequential(*(Residual(hidden) for _ in range(after_skip)))
 
     def forward(self, e: Tensor, rbf: Tensor, sbf: Tensor, tbf: Tensor, edge_graph: CSRGraph) -> Tensor:
