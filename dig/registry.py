@@ -89,7 +89,10 @@ class Registry:
         ``build(stats: TargetStats, **hparams) -> nn.Module`` per budget (``default`` is the fallback);
         ``relative_cost``: CPU time per training molecule over dig's SchNet at the default sizes, a number or
         ``{"energy": c, "forces": c}`` per dataset kind (measure it with ``dig measure-cost NAME``);
-        ``train={budget: {...}}``: ``TrainConfig`` overrides for this model (e.g. its learning rate)."""
+        ``train={budget: {...}}``: ``TrainConfig`` overrides for this model (e.g. its learning rate);
+        ``dataset_kinds=("forces",)``: the dataset kinds it applies to (others are skipped by default);
+        ``departures=("...",)``: where it differs from the published model, shown with the leaderboard (a model
+        named after a paper is that paper's model; a changed one is a variant with its own name)."""
         return self.add("model", name, obj, track=track, summary=summary, **meta)
 
     def add_evaluator(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:

@@ -92,14 +92,76 @@ def test_force_prediction_is_equivariant(ethanol_frames):
 
 
 def test_force_bench_through_the_cli(tmp_path, ethanol_frames, monkeypatch):
-    _write_md17(tmp_path / "md17_ethanol.npz", ethanol_frames)
+    # MD17's smoke split needs 64 / 32 / 64 frames in time blocks 500 frames (250 fs) apart: the 200 simulated
+    # frames eight times over (a pipeline check; the blocks repeat each other)
+    tiled = {key: (value if key == "z" else np.concatenate([value] * 8)) for key, value in ethanol_frames.items()}
+    _write_md17(tmp_path / "md17_ethanol.npz", tiled)
     prepared = run_dig("data", "prepare", "md17-ethanol", "--from", str(tmp_path / "md17_ethanol.npz"))
     assert prepared.returncode == 0, prepared.stderr
-    out = run_dig("bench", "--track", "3d", "--datasets", "md17-ethanol", "--models", "mean,schnet", "--seeds", "0",
-                  "--budget", "smoke", "--quiet", "--out", str(tmp_path / "res"))
+    out = run_dig("bench", "--track", "3d", "--datasets", "md17-ethanol", "--models", "mean,schnet,nearest-frame",
+                  "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path / "res"))
     assert out.returncode == 0, out.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "res" / "3d").glob("*.json")]
     for record in records:
         metrics = {m["name"] for m in record["metrics"] if m["split"] == "test"}
         assert {"energy_mae_kcalmol", "forces_mae_kcalmolA"} <= metrics, record["model"]
         assert record["config"]["train"]["forces_weight"] == 100.0
+    assert {r["model"] for r in records} == {"mean", "schnet", "nearest-frame"}
+
+
+def test_xtb_splits_keep_whole_trajectories_apart():
+    """Train, validation and test frames come from different independent runs, so no evaluated frame is a few
+    femtoseconds from a training frame (the old random split put 66 % of test frames 5 fs from one)."""
+    dataset = XTBDynamics("ethanol")
+    trajectory = np.repeat(np.arange(4), 500)
+    dataset._arrays = lambda: {"z": np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), "trajectory": trajectory,
+                               "pos": np.random.RandomState(0).rand(2000, 9, 3).astype(np.float32) * 3,
+                               "energy": np.zeros(2000), "forces": np.zeros((2000, 9, 3))}
+    for budget, sizes in (("smoke", (64, 32, 64)), ("default", (1000, 250, 500)), ("paper", (1000, 500, 500))):
+        split = dataset.split(budget, 2000)
+        assert tuple(len(split[p]) for p in ("train", "valid", "test")) == sizes
+        runs = {part: set(trajectory[idx].tolist()) for part, idx in split.items()}
+        assert runs == {"train": {0, 1}, "valid": {2}, "test": {3}}, (budget, runs)
+        assert len(np.unique(split["train"])) == len(split["train"])
+
+
+def test_md17_splits_are_time_blocks_250_fs_apart_except_the_published_paper_split():
+    dataset = MD17("ethanol")
+    split = dataset.split("default", 20_000)
+    gap_fs = 0.5 * min(np.abs(split[p][:, None] - split["train"][None, :]).min() for p in ("valid", "test"))
+    assert gap_fs >= 250.0
+    assert split["train"].max() < split["valid"].min() < split["test"].min()
+    paper = dataset.split("paper", 20_000)
+    assert len(paper["train"]) == 1000 and len(paper["valid"]) == 1000 and len(paper["test"]) == 18_000
+    with pytest.raises(DataError, match="too short"):
+        dataset.split("smoke", 900)
+
+
+def test_nearest_frame_returns_the_nearest_training_frame_with_rotated_forces(ethanol_frames):
+    from dig.tracks.threed.models.nearest_frame import build_nearest_frame
+
+    dataset = XTBDynamics("ethanol", frames=200)
+    dataset._arrays = lambda: ethanol_frames
+    molecules = dataset.load()
+    stats, _ = target_stats(molecules, np.arange(0, 200, 2), [0])
+    model = build_nearest_frame(stats)
+    model.fit_training_set(MoleculeLoader(molecules, np.arange(0, 200, 2), [0], 16, shuffle=True))
+    batch = MoleculeLoader(molecules, np.array([10, 11]), [0], 2).batch(np.array([10, 11]))
+    energy, forces = energy_and_forces(model, batch, create_graph=False)
+    torch.testing.assert_close(energy[0], batch.y[0])  # a training frame is its own nearest frame
+    torch.testing.assert_close(forces[:9], batch.forces[:9], atol=1e-5, rtol=1e-5)
+    neighbours = {float(molecules.y[10, 0]), float(molecules.y[12, 0])}  # frame 11 between training frames 10, 12
+    assert min(abs(float(energy[1, 0]) - value) for value in neighbours) < 1e-3
+    rotation, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(1)))
+    rotation = rotation * torch.sign(torch.linalg.det(rotation))
+    turned = batch.to("cpu")
+    turned.pos = batch.pos @ rotation.T + 2.0
+    energy_r, forces_r = energy_and_forces(model, turned, create_graph=False)
+    torch.testing.assert_close(energy_r, energy)
+    torch.testing.assert_close(forces_r, forces @ rotation.T, atol=1e-4, rtol=1e-4)
+
+
+def test_trajectory_baselines_are_left_out_of_qm9_unless_named(tmp_path):
+    out = run_dig("bench", "--track", "3d", "--datasets", "qm9", "--models", "nearest-frame", "--seeds", "0",
+                  "--budget", "smoke", "--out", str(tmp_path / "res"))
+    assert out.returncode == 2 and "does not apply to dataset 'qm9'" in " ".join(out.stderr.split())

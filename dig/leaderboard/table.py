@@ -158,7 +158,7 @@ def failed_jobs(rows: Iterable[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def metric_order(aggregates: Sequence[Aggregate]) -> list[str]:
-    """Metrics in first-seen order, with the summary metrics (std_mae_pct) last."""
+    """Metrics in first-seen order, with the summary metrics (std_mae_4targets_pct) last."""
     seen: list[str] = []
     for agg in aggregates:
         if agg.metric not in seen:

@@ -108,9 +108,16 @@ def expand_jobs(registry: Registry, spec: BenchSpec) -> list[Job]:
     datasets = [registry.get("dataset", name, track=spec.track) for name in dataset_names]
     models = [registry.get("model", name, track=spec.track) for name in model_names]
     jobs = []
+    unsuited = getattr(track, "unsuited", None)
     for dataset in datasets:
         track.prepare(dataset, spec.budget, spec.options)
         for model in models:
+            reason = unsuited(dataset, model, spec.budget) if unsuited is not None else None
+            if reason and spec.models is None:
+                continue
+            if reason:
+                raise DigError(f"model {model.name!r} does not apply to dataset {dataset.name!r}: {reason}; "
+                               f"leave it out of --models or pick other --datasets")
             config = track.job_config(dataset, model, spec.budget, spec.options)
             for seed in spec.seeds:
                 digest = job_hash(spec.track, dataset.name, model.name, seed, spec.budget, config)

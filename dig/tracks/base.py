@@ -51,6 +51,9 @@ class Track(Protocol):
 
     # Optional: ``job_cost(registry, job) -> float``, a rough relative CPU time; the runner starts the
     # costliest jobs first so that parallel workers finish together.
+    # Optional: ``unsuited(dataset, model, budget) -> str | None``, why a model does not apply to a dataset
+    # (e.g. a baseline that needs trajectories); such pairs are left out of a bench that names no --models,
+    # and refused with that reason when the user names the model.
 
     def run_job(
         self,

@@ -9,8 +9,13 @@
   run in parallel (one per core). Built on first use (or ``dig data build xtb-aspirin``) and cached with a
   checksum.
 
-Splits follow DIG's MD17 protocol: a seeded permutation, 1,000 train / 1,000 validation / rest test for the
-paper budget, smaller prefixes for the smaller budgets.
+Splits never put frames a few femtoseconds apart on both sides (the energy autocorrelation of these 500 K
+trajectories only falls to about zero after ~250 fs): ``XTBDynamics`` trains on whole trajectories and
+validates and tests on other, independent trajectories; ``MD17`` (one trajectory per file) cuts the file
+into time blocks (train, valid, test) with 250 fs dropped between them. Budgets take evenly spaced frames of
+each part. Only ``MD17``'s paper budget keeps the published protocol (a random 1,000 / 1,000 / rest
+permutation of the frames, in which most test frames have a training frame 0.5 fs away), because that is
+what the published numbers mean.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_cached_arrays, load_or_build, permuted_split, read_npz, save_cached_arrays
+from dig.data import (
+    evenly_spaced,
+    load_cached_arrays,
+    load_or_build,
+    permuted_split,
+    read_npz,
+    save_cached_arrays,
+    time_blocks,
+)
 from dig.errors import DataError
 from dig.tracks.threed.protocol import Molecules, TargetSpec
 from dig.tracks.threed.validate import check_frames
@@ -40,11 +53,15 @@ MD17_MOLECULES = {
     "toluene": "Cc1ccccc1",
     "uracil": "O=c1cc[nH]c(=O)[nH]1",
 }
-SPLIT_SIZES: dict[str, dict[str, int | None]] = {
+SPLIT_SIZES: dict[str, dict[str, int | None]] = {  # frames per part; None: every frame of the part
     "smoke": {"train": 64, "valid": 32, "test": 64},
     "default": {"train": 1_000, "valid": 250, "test": 500},
-    "paper": {"train": 1_000, "valid": 1_000, "test": None},
+    "paper": {"train": None, "valid": None, "test": None},
 }
+MD17_PAPER_SPLIT: dict[str, int | None] = {"train": 1_000, "valid": 1_000, "test": None}
+MD17_TIMESTEP_FS = 0.5  # the sampling interval of the MD17 trajectories (Chmiela et al. 2017)
+DECORRELATION_FS = 250.0  # the gap kept between a training frame and any evaluated frame
+BLOCK_FRACTIONS = {"train": 0.6, "valid": 0.15, "test": 0.25}
 SPLIT_SEED = 42
 
 
@@ -82,6 +99,7 @@ class _FrameDataset(ABC):
 
     def __init__(self) -> None:
         self._molecules: Molecules | None = None
+        self._trajectory: np.ndarray | None = None  # [M] the run of each frame, when the source has several
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -90,20 +108,32 @@ class _FrameDataset(ABC):
     def load(self) -> Molecules:
         if self._molecules is None:
             arrays = self._arrays()
+            self._trajectory = arrays.get("trajectory")
             self._molecules = _molecules_from_frames(
                 arrays["z"], arrays["pos"], arrays["energy"], arrays["forces"], self.target, self.forces_unit
             )
         return self._molecules
 
+    @abstractmethod
+    def parts(self, num_frames: int) -> dict[str, np.ndarray]:
+        """Every frame each part may use, in time order: ``{"train": idx, "valid": idx, "test": idx}``."""
+
     def split(self, budget: str, num_molecules: int) -> dict[str, np.ndarray]:
-        sizes = dict(SPLIT_SIZES[budget])
-        fixed = sum(v for v in sizes.values() if v is not None)
-        if fixed > num_molecules or (sizes["test"] is not None and fixed == num_molecules):
-            raise DataError(
-                f"{self.name} has {num_molecules} frames but the {budget} budget needs more than {fixed}; "
-                "build it with more frames"
-            )
-        return permuted_split(num_molecules, sizes, SPLIT_SEED)
+        """Evenly spaced frames of each part (``parts``), as many as the budget's ``SPLIT_SIZES``."""
+        parts = self.parts(num_molecules)
+        out = {}
+        for part, size in SPLIT_SIZES[budget].items():
+            if size is not None and size > len(parts[part]):
+                raise DataError(
+                    f"{self.name}: the {budget} budget needs {size} {part} frames but the {part} part has "
+                    f"{len(parts[part])} ({self.split_rule()}); build it with more frames"
+                )
+            out[part] = evenly_spaced(parts[part], size)
+        return out
+
+    @abstractmethod
+    def split_rule(self) -> str:
+        """One line saying how frames are assigned to parts (for messages and the dataset card)."""
 
     def default_targets(self) -> Sequence[str]:
         return (self.target.name,)
@@ -136,17 +166,34 @@ class MD17(_FrameDataset):
             )
         return cached[0]
 
+    def parts(self, num_frames: int) -> dict[str, np.ndarray]:
+        gap = int(round(DECORRELATION_FS / MD17_TIMESTEP_FS))
+        try:
+            return time_blocks(num_frames, BLOCK_FRACTIONS, gap)
+        except ValueError as exc:
+            raise DataError(f"{self.name}: {exc}; the file is too short to split without leaking") from exc
+
+    def split(self, budget: str, num_molecules: int) -> dict[str, np.ndarray]:
+        if budget == "paper":  # the published protocol, leaks included (see the module docstring)
+            return permuted_split(num_molecules, MD17_PAPER_SPLIT, SPLIT_SEED)
+        return super().split(budget, num_molecules)
+
+    def split_rule(self) -> str:
+        return (f"time blocks {', '.join(f'{k} {v:.0%}' for k, v in BLOCK_FRACTIONS.items())} of the file, "
+                f"{DECORRELATION_FS:g} fs apart; paper budget: the published random {MD17_PAPER_SPLIT['train']} / "
+                f"{MD17_PAPER_SPLIT['valid']} / rest")
+
     def card(self) -> Mapping[str, Any]:
         return {"name": f"MD17 {self.molecule}", "reference": "Chmiela et al., Science Advances 3, e1603015 (2017)",
-                "units": "kcal/mol, kcal/mol/Å", "split_sizes": SPLIT_SIZES}
+                "units": "kcal/mol, kcal/mol/Å", "split": self.split_rule(), "split_sizes": SPLIT_SIZES}
 
 
 class XTBDynamics(_FrameDataset):
     target = TargetSpec("energy", "eV", "meV", 1000.0, True, "GFN2-xTB total energy")
     forces_unit = "eV/A"
 
-    def __init__(self, molecule: str, frames: int = 2_500, temperature_k: float = 500.0, timestep_fs: float = 0.5,
-                 stride: int = 10, equilibration_steps: int = 200, seed: int = 0, trajectories: int = 2) -> None:
+    def __init__(self, molecule: str, frames: int = 2_000, temperature_k: float = 500.0, timestep_fs: float = 0.5,
+                 stride: int = 20, equilibration_steps: int = 200, seed: int = 0, trajectories: int = 4) -> None:
         super().__init__()
         if molecule not in MD17_MOLECULES:
             raise DataError(f"unknown molecule {molecule!r}; known: {', '.join(MD17_MOLECULES)}")
@@ -154,7 +201,7 @@ class XTBDynamics(_FrameDataset):
         self.settings = {"frames": frames, "temperature_k": temperature_k, "timestep_fs": timestep_fs,
                          "stride": stride, "equilibration_steps": equilibration_steps, "seed": seed}
         self.trajectories = trajectories
-        self.cache_name = f"{self.name}-{frames}f-{trajectories}x-{int(temperature_k)}K-s{seed}-v2"
+        self.cache_name = f"{self.name}-{frames}f-{trajectories}x-{stride}st-{int(temperature_k)}K-s{seed}-v3"
 
     def prepare(self, source: str | os.PathLike | None = None) -> dict[str, Any]:
         if source is not None:
@@ -169,9 +216,31 @@ class XTBDynamics(_FrameDataset):
     def _arrays(self) -> dict[str, np.ndarray]:
         return load_or_build(self.cache_name, self.prepare)[0]
 
+    def parts(self, num_frames: int) -> dict[str, np.ndarray]:
+        """Whole trajectories: the last one is the test part, the one before it the validation part, the rest
+        train (independent runs, so no evaluated frame is correlated with a training frame). With fewer than
+        three trajectories: time blocks 250 fs apart."""
+        self.load()
+        trajectory = self._trajectory
+        runs = [] if trajectory is None else list(dict.fromkeys(trajectory.tolist()))
+        if len(runs) >= 3:
+            return {"train": np.flatnonzero(np.isin(trajectory, runs[:-2])),
+                    "valid": np.flatnonzero(trajectory == runs[-2]), "test": np.flatnonzero(trajectory == runs[-1])}
+        frame_fs = self.settings["timestep_fs"] * self.settings["stride"]
+        try:
+            return time_blocks(num_frames, BLOCK_FRACTIONS, int(np.ceil(DECORRELATION_FS / frame_fs)))
+        except ValueError as exc:
+            raise DataError(f"{self.name}: {exc}; build it with more frames") from exc
+
+    def split_rule(self) -> str:
+        if self.trajectories >= 3:
+            return (f"by trajectory: {self.trajectories - 2} training runs, one validation run, one test run, "
+                    f"each started from its own conformer and velocities")
+        return f"time blocks {DECORRELATION_FS:g} fs apart"
+
     def card(self) -> Mapping[str, Any]:
         return {
-            "name": f"{self.molecule} GFN2-xTB dynamics", "level_of_theory": "GFN2-xTB (tblite)",
+            "name": f"{self.molecule} GFN2-xTB dynamics", "split": self.split_rule(), "level_of_theory": "GFN2-xTB (tblite)",
             "sampling": f"{self.trajectories} independent Langevin MD runs at {self.settings['temperature_k']} K, "
                         f"{self.settings['timestep_fs']} fs steps, every {self.settings['stride']}th step after "
                         f"{self.settings['equilibration_steps']}",
@@ -183,7 +252,8 @@ class XTBDynamics(_FrameDataset):
 
 def build_xtb_frames(smiles: str, frames: int, trajectories: int, seed: int, **settings: Any) -> dict[str, np.ndarray]:
     """``frames`` frames from ``trajectories`` independent runs (seeds seed, seed+1, ...; each its own RDKit
-    conformer and velocities), simulated in fresh processes, one per core, and concatenated in seed order.
+    conformer and velocities), simulated in fresh processes, one per core, and concatenated in seed order;
+    ``trajectory`` [frames] holds each frame's run.
 
     The processes start with OMP_NUM_THREADS=1: tblite's OpenMP reads it once, when the runtime first loads,
     and in a process that has imported torch that has already happened (measured: GFN2-xTB on 2 threads per
@@ -203,7 +273,9 @@ def build_xtb_frames(smiles: str, frames: int, trajectories: int, seed: int, **s
             os.environ.pop("OMP_NUM_THREADS")
         else:
             os.environ["OMP_NUM_THREADS"] = previous
-    return {"z": runs[0]["z"], **{key: np.concatenate([run[key] for run in runs]) for key in ("pos", "energy", "forces")}}
+    trajectory = np.repeat(np.arange(trajectories), counts)
+    return {"z": runs[0]["z"], "trajectory": trajectory,
+            **{key: np.concatenate([run[key] for run in runs]) for key in ("pos", "energy", "forces")}}
 
 
 def _simulate_kwargs(kwargs: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -2,7 +2,9 @@
 
 - A dataset provides ``Molecules`` (atoms of all molecules concatenated) and a fixed split per budget.
 - A model is an ``nn.Module`` with ``forward(batch: MoleculeBatch) -> Tensor[B, T]`` in the targets' own
-  units (eV for energies), built by a factory ``build(stats: TargetStats, **hparams)``.
+  units (eV for energies), built by a factory ``build(stats: TargetStats, **hparams)``. A model fitted
+  without gradients (a nearest-neighbour baseline) may define ``fit_training_set(batches)``: it receives the
+  training split's batches once, before training.
 - An evaluator is a pure function ``evaluate(predictions [n, T], references [n, T], targets) -> dict``
   whose metric names end with their unit (``U0_mae_meV``).
 """
@@ -34,6 +36,7 @@ class TargetSpec:
     report_scale: float  # stored unit -> report unit (eV -> meV: 1000.0); positive
     extensive: bool  # grows with molecule size: per-element references and a sum readout
     description: str = ""  # one line for tables and cards
+    dataset_std: float | None = None  # std over the dataset of the scored quantity (set by the track per job)
 
 
 @dataclass(frozen=True)

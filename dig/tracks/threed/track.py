@@ -23,6 +23,7 @@ from dig.tracks.threed.train import (
     energy_offset,
     fit,
     predict,
+    scored_std,
     target_columns,
     target_stats,
 )
@@ -56,6 +57,15 @@ class ThreeDTrack:
     def validate(self, dataset: Entry, budget: str) -> list[str]:
         """Every problem of the dataset for ``budget`` (empty when it is fine); see ``validate.py``."""
         return dataset_problems(dataset, budget)
+
+    def unsuited(self, dataset: Entry, model: Entry, budget: str) -> str | None:
+        """Why ``model`` does not apply to ``dataset``: its ``dataset_kinds`` meta lists the kinds it is meant for
+        ("energy", "forces"; see ``dataset_kind``)."""
+        kinds = model.meta.get("dataset_kinds")
+        kind = dataset_kind(dataset, budget)
+        if kinds is not None and kind not in kinds:
+            return f"it is meant for {' and '.join(kinds)} datasets and {dataset.name} is a{'n' if kind == 'energy' else ''} {kind} dataset"
+        return None
 
     def _targets(self, dataset: Entry, options: Mapping[str, Any]) -> list[str]:
         targets = list(options.get("targets") or dataset.obj.default_targets())
@@ -113,6 +123,7 @@ class ThreeDTrack:
         molecules = dataset.obj.load()
         split = dataset.obj.split(config["budget"], len(molecules))
         columns, targets = target_columns(molecules, config["targets"])
+        targets = tuple(replace(t, dataset_std=std) for t, std in zip(targets, scored_std(molecules, columns), strict=True))
         train_config = TrainConfig(**config["train"])
         evaluator = registry.get("evaluator", config["evaluator"], track=self.name)
 
