@@ -210,7 +210,7 @@ def cmd_leaderboard_show(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard_publish(args: argparse.Namespace) -> int:
-    for path in publish(args.dir):
+    for path in publish(args.dir, _load(args).registry):
         console.print(f"wrote {path}", highlight=False)
     return 0
 

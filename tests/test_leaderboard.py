@@ -101,6 +101,23 @@ def test_publish_shows_published_references_apart(tmp_path):
     assert "Published references, not produced here" in (tmp_path / "index.html").read_text()
 
 
+def test_publish_says_how_targets_were_trained_and_lists_departures(tmp_path):
+    """The page names joint training and every model's departures from the published code (issue 15)."""
+    from dig.plugins import load_plugins
+
+    rows = [{**r, "model": m} for m in ("comenet", "comenet-smooth", "schnet") for r in REFERENCE]
+    _write(tmp_path / "3d.csv", rows)
+    publish(tmp_path, load_plugins().registry)
+    markdown = (tmp_path / "README.md").read_text()
+    assert "joint, 4 targets: one model per seed predicts U0, homo, lumo, gap together" in markdown
+    departures = markdown.split("## Models and their departures")[1]
+    smooth = departures.split("**comenet-smooth**")[1].split("- **")[0]
+    assert "smooth frame switching" in smooth and "8 radial functions" in smooth
+    assert "smooth frame switching" not in departures.split("**comenet**")[1].split("- **")[0]
+    page = (tmp_path / "index.html").read_text()
+    assert "joint, 4 targets" in page and "Glorot-orthogonal" in page
+
+
 # Issue 16, faults 3, 4, 8, 9 and 11: non-finite values, duplicated and mixed rows, unreadable files, escaping.
 
 

@@ -8,8 +8,12 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from dig.errors import UnknownNameError
 from dig.io import atomic_write_text
 from dig.leaderboard.table import Aggregate, aggregate, audit, failed_jobs, metric_order, read_rows
+from dig.registry import Registry
+
+Notes = dict[tuple[str, str, str], str]  # (track, dataset, budget) -> what the table's training protocol is
 
 
 def _groups(aggregates: list[Aggregate]) -> dict[tuple[str, str, str], list[Aggregate]]:
@@ -70,16 +74,17 @@ def epochs_by_model(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], st
     return {key: str(min(v)) if len(v) == 1 else f"{min(v)}-{max(v)}" for key, v in seen.items()}
 
 
-def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str, str, str], str]) -> str:
+def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str, str, str], str],
+            note: str = "") -> str:
     trained = [f"{model} {epochs[(dataset, model, budget)]}" for model in models if (dataset, model, budget) in epochs]
-    parts = [BUDGET_CAPTIONS.get(budget, f"budget {budget}")]
+    parts = [BUDGET_CAPTIONS.get(budget, f"budget {budget}"), *([note] if note else [])]
     if trained:
         parts.append("epochs: " + ", ".join(trained))
     return "; ".join(parts) + "."
 
 
 def markdown_tables(aggregates: list[Aggregate], heading: str = "",
-                    epochs: dict[tuple[str, str, str], str] | None = None) -> str:
+                    epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None) -> str:
     parts = []
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         metrics = metric_order(aggs)
@@ -87,7 +92,8 @@ def markdown_tables(aggregates: list[Aggregate], heading: str = "",
         by_key = {(a.label, a.metric): a for a in aggs}
         parts.append(f"### {heading}{md_text(track)} · {md_text(dataset)} · budget {md_text(budget)}\n")
         if epochs is not None:
-            parts.append(md_text(caption(dataset, budget, sorted({a.model for a in aggs}), epochs)) + "\n")
+            note = (notes or {}).get((track, dataset, budget), "")
+            parts.append(md_text(caption(dataset, budget, sorted({a.model for a in aggs}), epochs, note)) + "\n")
         parts.append("| model | plugin | " + " | ".join(f"{md_text(m)} {_direction(aggs, m)}" for m in metrics) + " |")
         parts.append("|---|---|" + "---|" * len(metrics))
         for model, plugin in models:
@@ -125,12 +131,14 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
 
 
 def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None,
-              epochs: dict[tuple[str, str, str], str] | None = None) -> str:
+              epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None,
+              model_info: list[tuple[str, str, str, tuple[str, ...]]] | None = None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
         if epochs is not None:
-            body.append(f"<p>{html.escape(caption(dataset, budget, sorted({a.model for a in aggs}), epochs))}</p>")
+            note = (notes or {}).get((track, dataset, budget), "")
+            body.append(f"<p>{html.escape(caption(dataset, budget, sorted({a.model for a in aggs}), epochs, note))}</p>")
         metrics = metric_order(aggs)
         by_key = {(a.label, a.metric): a for a in aggs}
         models = sorted({(a.label, a.plugin) for a in aggs})
@@ -142,6 +150,13 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
         body.append("</table>")
         for metric in metrics:
             body.append(f"<h3>{html.escape(metric)}</h3>{_svg_bars(aggs, metric)}")
+    if model_info:
+        body.append("<h2>Models and their departures from the published code</h2><ul>")
+        for name, plugin, summary, departures in model_info:
+            items = "".join(f"<li>{html.escape(d)}</li>" for d in departures)
+            body.append(f"<li><b>{html.escape(name)}</b> ({html.escape(plugin)}): {html.escape(summary)}"
+                        f"{f'<ul>{items}</ul>' if items else ''}</li>")
+        body.append("</ul>")
     for (track, dataset, budget), aggs in _groups(references or []).items():
         body.append(f"<h2>{html.escape(f'Published references, not produced here: {track} · {dataset} · {budget} protocol')}</h2>")
         metrics = metric_order(aggs)
@@ -156,8 +171,39 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
 
 
-def publish(folder: str | Path = "leaderboards") -> list[Path]:
-    """Regenerate README.md and index.html in ``folder`` from every ``<track>.csv`` in it."""
+def model_notes(aggregates: list[Aggregate], registry: Registry | None) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(name, plugin, summary, departures) of every model in the tables that ``registry`` knows."""
+    if registry is None:
+        return []
+    out = []
+    for track, name in sorted({(a.track, a.model) for a in aggregates}):
+        try:
+            entry = registry.get("model", name, track=track)
+        except UnknownNameError:  # a model of a plugin not installed here: its rows stay, its notes cannot be shown
+            continue
+        out.append((name, entry.plugin, entry.summary, tuple(entry.meta.get("departures", ()))))
+    return out
+
+
+def table_notes(aggregates: list[Aggregate], registry: Registry | None) -> Notes:
+    """The tracks' ``table_note(dataset, budget)`` for every table (e.g. targets trained jointly)."""
+    notes: Notes = {}
+    for track, dataset, budget in {(a.track, a.dataset, a.budget) for a in aggregates} if registry else ():
+        try:
+            track_obj = registry.get("track", track).obj
+            dataset_entry = registry.get("dataset", dataset, track=track)
+        except UnknownNameError:  # a track or dataset of a plugin not installed here
+            continue
+        note = getattr(track_obj, "table_note", None)
+        if note is not None and (text := note(dataset_entry, budget)):
+            notes[(track, dataset, budget)] = text
+    return notes
+
+
+def publish(folder: str | Path = "leaderboards", registry: Registry | None = None) -> list[Path]:
+    """Regenerate README.md and index.html in ``folder`` from every ``<track>.csv`` in it; with ``registry``,
+    the captions say how each table's targets were trained and a section lists each model's departures from
+    the published code."""
     folder = Path(folder)
     csvs = sorted(folder.glob("*.csv"))
     aggregates: list[Aggregate] = []
@@ -184,7 +230,13 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         "",
     ]
     references = [agg for path in sorted((folder / "references").glob("*.csv")) for agg in read_references(path)]
-    md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs)
+    notes, models = table_notes(aggregates, registry), model_notes(aggregates, registry)
+    md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs, notes=notes)
+    if models:
+        md += "\n## Models and their departures from the published code\n\n"
+        for name, plugin, summary, departures in models:
+            md += f"- **{md_text(name)}** ({md_text(plugin)}): {md_text(summary)}\n"
+            md += "".join(f"  - {md_text(d)}\n" for d in departures)
     if references:
         md += (
             "\n## Published references — not produced here\n\nNumbers reported by the papers under their own "
@@ -193,5 +245,5 @@ def publish(folder: str | Path = "leaderboards") -> list[Path]:
         )
     return [
         atomic_write_text(folder / "README.md", md),
-        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references, epochs)),
+        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references, epochs, notes, models)),
     ]

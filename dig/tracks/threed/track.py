@@ -42,6 +42,8 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
 # the default sizes) trains for max(min_epochs, ceil(epochs / c)) epochs; ``min_epochs`` (dataset, default 1)
 # is the floor below which a model cannot learn the task at all. The paper budget trains everyone equally long.
 EQUAL_TIME_BUDGETS = ("smoke", "default")
+# Budgets that train one model per target, as the papers do (the others train every target jointly).
+PER_TARGET_BUDGETS = ("paper",)
 
 
 class ThreeDTrack:
@@ -67,6 +69,16 @@ class ThreeDTrack:
             return f"it is meant for {' and '.join(kinds)} datasets and {dataset.name} is a{'n' if kind == 'energy' else ''} {kind} dataset"
         return None
 
+    def table_note(self, dataset: Entry, budget: str) -> str:
+        """How the leaderboard's table for ``dataset`` was trained, when that differs from the papers."""
+        targets = list(dataset.obj.default_targets())
+        if len(targets) > 1 and budget in PER_TARGET_BUDGETS:
+            return f"one model per target, as in the papers ({', '.join(targets)})"
+        if len(targets) > 1:
+            return (f"joint, {len(targets)} targets: one model per seed predicts {', '.join(targets)} together (the "
+                    f"papers train one model per target; --targets {targets[0]} trains one alone)")
+        return ""
+
     def _targets(self, dataset: Entry, options: Mapping[str, Any]) -> list[str]:
         targets = list(options.get("targets") or dataset.obj.default_targets())
         try:
@@ -88,15 +100,19 @@ class ThreeDTrack:
         if budget in EQUAL_TIME_BUDGETS:
             train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
         train = replace(train, **per_budget(model.meta, "train", budget))
-        return {
+        targets = self._targets(dataset, options)
+        config = {
             "budget": budget,
-            "targets": self._targets(dataset, options),
+            "targets": targets,
             "split": {part: int(len(idx)) for part, idx in split.items()},
             "train": asdict(train),
             "hparams": per_budget(model.meta, "hparams", budget),
             "evaluator": dataset.meta.get("evaluator", "mae"),
             "relative_cost": cost,
         }
+        if budget in PER_TARGET_BUDGETS and len(targets) > 1:
+            config["target_training"] = "per-target"
+        return config
 
     def measure_cost(self, registry: Registry, model: str, dataset: str) -> CostMeasurement:
         """``relative_cost`` of ``model`` on ``dataset`` at the default budget's sizes and batch size."""
@@ -127,37 +143,60 @@ class ThreeDTrack:
         train_config = TrainConfig(**config["train"])
         evaluator = registry.get("evaluator", config["evaluator"], track=self.name)
 
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        stats, loss_scale = target_stats(molecules, split["train"], columns)
-        net = model.obj(stats, **config["hparams"])
-        loaders = {
-            part: MoleculeLoader(
-                molecules, idx, columns,
-                train_config.batch_size if part == "train" else train_config.eval_batch_size,
-                shuffle=part == "train", seed=seed,
-            )
-            for part, idx in split.items()
-        }
-        result = fit(net, loaders["train"], loaders["valid"], loss_scale, train_config, model.name, on_epoch)
+        with_forces = train_config.forces_weight > 0
+        # the paper budget trains one model per target, as the papers do; other budgets one model for all
+        groups = [[c] for c in columns] if config.get("target_training") == "per-target" else [columns]
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]] = {"valid": [], "test": []}
+        results, params, offsets = [], 0, []
+        eval_s = 0.0
+        for group_index, group in enumerate(groups):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            stats, loss_scale = target_stats(molecules, split["train"], group)
+            net = model.obj(stats, **config["hparams"])
+            loaders = {
+                part: MoleculeLoader(
+                    molecules, idx, group,
+                    train_config.batch_size if part == "train" else train_config.eval_batch_size,
+                    shuffle=part == "train", seed=seed,
+                )
+                for part, idx in split.items()
+            }
+            progress = None if on_epoch is None else _shifted(on_epoch, group_index, len(groups), train_config.epochs)
+            results.append(fit(net, loaders["train"], loaders["valid"], loss_scale, train_config, model.name, progress))
+            params += count_parameters(net)
+            start = time.perf_counter()
+            offsets.append(energy_offset(net, loaders["train"]) if with_forces else 0.0)
+            for part in ("valid", "test"):  # the test split is read once, at the selected epoch
+                pred, ref = predict(net, loaders[part], with_forces, offsets[-1])
+                parts[part].append((pred.y, ref.y, pred.forces, ref.forces))
+            eval_s += time.perf_counter() - start
 
         start = time.perf_counter()
         metrics: list[Metric] = []
-        with_forces = train_config.forces_weight > 0
-        offset = energy_offset(net, loaders["train"]) if with_forces else 0.0
-        for part in ("valid", "test"):  # the test split is read once, at the selected epoch
-            pred, ref = predict(net, loaders[part], with_forces, offset)
-            values = dict(evaluator.obj(pred.y, ref.y, targets))
+        for part, outputs in parts.items():
+            pred_y, ref_y = (np.concatenate([o[k] for o in outputs], axis=1) for k in (0, 1))
+            values = dict(evaluator.obj(pred_y, ref_y, targets))
             if with_forces:
-                values.update(force_mae(pred.forces, ref.forces, molecules.forces_unit))
+                values.update(force_mae(outputs[0][2], outputs[0][3], molecules.forces_unit))
             for name, value in values.items():
                 metrics.append(Metric(part, name, float(value), metric_unit(name), evaluator.meta.get("higher_is_better", False)))
-        eval_s = time.perf_counter() - start
+        eval_s += time.perf_counter() - start
+        extra: dict[str, Any] = {"best_epoch": results[0].best_epoch, "history": results[0].history,
+                                 "energy_offset": offsets[0]}
+        if len(groups) > 1:
+            extra["per_target"] = {targets[g].name: {"best_epoch": r.best_epoch, "history": r.history}
+                                   for g, r in enumerate(results)}
         return JobOutcome(
             metrics=metrics,
-            epochs=result.epochs,
-            params=count_parameters(net),
-            train_s=result.train_s,
+            epochs=results[0].epochs,
+            params=params,
+            train_s=sum(r.train_s for r in results),
             eval_s=eval_s,
-            extra={"best_epoch": result.best_epoch, "history": result.history, "energy_offset": offset},
+            extra=extra,
         )
+
+
+def _shifted(on_epoch, group: int, groups: int, epochs: int):
+    """Progress of target ``group`` of ``groups`` trained one after another, as epochs of the whole job."""
+    return lambda epoch, total, record: on_epoch(group * epochs + epoch, groups * epochs, record)
