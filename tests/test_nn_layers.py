@@ -209,3 +209,25 @@ def test_linear_equals_torch_linear_to_second_order(shape):
     for mine, theirs in zip(first["ours"], first["reference"], strict=True):
         torch.testing.assert_close(mine, theirs)
     assert torch.autograd.gradcheck(ours, (x,)) and torch.autograd.gradgradcheck(ours, (x,))
+
+
+@pytest.mark.parametrize("layer", ["gcn", "gin"])
+def test_edge_weights_multiply_messages_as_pyg_explain_masks_do(data, layer):
+    """An explanation mask on the edges gives PyG's output with the same mask set by its explain module."""
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+
+    edge_index, x, _ = data
+    graph, perm = CSRGraph.from_edge_index(edge_index, N)
+    mask = torch.rand(edge_index.size(1), generator=torch.Generator().manual_seed(3))
+    if layer == "gcn":
+        theirs, ours = pyg.GCNConv(F_IN, F_OUT), GCNConv(F_IN, F_OUT)
+        _copy(ours, theirs, {"lin.weight": "lin.weight", "bias": "bias"})
+    else:
+        mlp = torch.nn.Sequential(torch.nn.Linear(F_IN, F_OUT), torch.nn.ReLU(), torch.nn.Linear(F_OUT, F_OUT))
+        theirs, ours = pyg.GINConv(mlp), GINConv(mlp)
+    set_masks(theirs, mask, edge_index, apply_sigmoid=False)
+    reference = theirs(x, edge_index)
+    clear_masks(theirs)
+    out = ours(x, graph, edge_weight=mask[perm])
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out, ours(x, graph), atol=1e-3)

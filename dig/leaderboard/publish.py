@@ -178,7 +178,8 @@ def model_notes(aggregates: list[Aggregate], registry: Registry | None) -> list[
     out = []
     for track, name in sorted({(a.track, a.model) for a in aggregates}):
         try:
-            entry = registry.get("model", name, track=track)
+            kind = getattr(registry.get("track", track).obj, "method_kind", "model")
+            entry = registry.get(kind, name, track=track)
         except UnknownNameError:  # a model of a plugin not installed here: its rows stay, its notes cannot be shown
             continue
         out.append((name, entry.plugin, entry.summary, tuple(entry.meta.get("departures", ()))))

@@ -32,11 +32,13 @@ def with_self_loops(graph: CSRGraph) -> CSRGraph:
         rowptr[1:] = counts.cumsum(0)
         col = torch.empty(int(rowptr[-1]), dtype=torch.long, device=graph.device)
         # a kept edge moves down by one slot per loop placed before it (one per earlier destination)
-        col[torch.arange(kept_col.numel(), device=graph.device) + kept_row] = kept_col
+        positions = torch.arange(kept_col.numel(), device=graph.device) + kept_row
+        col[positions] = kept_col
         loops = torch.arange(n, device=graph.device)
         col[rowptr[1:] - 1] = loops
         looped = CSRGraph(rowptr, col, n)
         looped._cache["row"] = torch.repeat_interleave(loops, counts)
+        looped._cache["edges_from_graph"] = (keep, positions)  # graph edge keep[k] sits at looped position k
         graph._cache[key] = looped
     return graph._cache[key]
 
@@ -55,19 +57,44 @@ def gcn_norm(graph: CSRGraph, add_self_loops: bool = True) -> tuple[CSRGraph, Te
 
 
 class GCNConv(nn.Module):
-    """GCN layer (Kipf & Welling, ICLR 2017): X' = Â X W + b."""
+    """GCN layer (Kipf & Welling, ICLR 2017): X' = Â X W + b. With ``normalize=False``, Â = Ã = A + I with unit
+    weights (a sum over the neighbours and the node itself, as in GNNExplainer's reference GCN: with constant
+    node features the symmetric normalisation makes Â·1 ≈ 1 and erases the degrees the synthetic benchmarks
+    are about); unlike PyG's ``normalize=False``, the self loops are still added."""
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, add_self_loops: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, add_self_loops: bool = True,
+                 normalize: bool = True) -> None:
         super().__init__()
-        self.add_self_loops = add_self_loops
+        self.add_self_loops, self.normalize = add_self_loops, normalize
         self.lin = nn.Linear(in_channels, out_channels, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         nn.init.xavier_uniform_(self.lin.weight)
 
-    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
-        target, weight = gcn_norm(graph, self.add_self_loops)
-        out = spmm(target, self.lin(x), weight.to(x.dtype))
+    def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """``edge_weight`` [E] (in ``graph``'s edge order) multiplies each edge's normalised message, as PyG's
+        explain masks do; the normalisation itself and the self loops are unweighted."""
+        if self.normalize:
+            target, weight = gcn_norm(graph, self.add_self_loops)
+            weight = weight.to(x.dtype)
+        else:
+            target = with_self_loops(graph) if self.add_self_loops else graph
+            weight = torch.ones(target.num_edges, dtype=x.dtype, device=x.device)
+        if edge_weight is not None:
+            weight = weight * _on_target_edges(graph, target, edge_weight.to(x.dtype))
+        out = spmm(target, self.lin(x), weight)
         return out + self.bias if self.bias is not None else out
+
+
+def _on_target_edges(graph: CSRGraph, target: CSRGraph, edge_weight: Tensor) -> Tensor:
+    """Per-edge factors of ``graph`` moved onto ``target`` (``graph`` itself or ``with_self_loops(graph)``);
+    added self loops get 1, and a loop ``graph`` already had is replaced, so its factor is dropped."""
+    if edge_weight.shape != (graph.num_edges,):
+        raise ValueError(f"edge_weight must be [{graph.num_edges}] (one per edge of the graph), got {list(edge_weight.shape)}")
+    if target is graph:
+        return edge_weight
+    keep, positions = target._cache["edges_from_graph"]
+    factor = torch.ones(target.num_edges, dtype=edge_weight.dtype, device=edge_weight.device)
+    return factor.index_put((positions,), edge_weight[keep])
 
 
 class SGConv(nn.Module):
@@ -113,8 +140,10 @@ class GINConv(nn.Module):
         else:
             self.register_buffer("eps", torch.tensor([float(eps)]))
 
-    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
-        return self.nn((1 + self.eps) * x[: graph.num_dst_nodes] + spmm(graph, x))
+    def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """``edge_weight`` [E] multiplies each neighbour's message (explanation masks)."""
+        weight = None if edge_weight is None else edge_weight.to(x.dtype)
+        return self.nn((1 + self.eps) * x[: graph.num_dst_nodes] + spmm(graph, x, weight))
 
 
 class SAGEConv(nn.Module):

@@ -92,7 +92,8 @@ def execute_job(
     try:
         track = registry.get("track", job.track).obj
         dataset = registry.get("dataset", job.dataset, track=job.track)
-        model = registry.get("model", job.model, track=job.track)
+        kind = getattr(registry.get("track", job.track).obj, "method_kind", "model")
+        model = registry.get(kind, job.model, track=job.track)
         outcome = track.run_job(registry, dataset, model, job.seed, job.config, on_epoch)
         bad = non_finite_metrics(outcome.metrics)
         if bad:

@@ -102,11 +102,12 @@ def expand_jobs(registry: Registry, spec: BenchSpec) -> list[Job]:
     track_entry = registry.get("track", spec.track)
     track: Track = track_entry.obj
     dataset_names = list(track.default_datasets) if spec.datasets is None else spec.datasets
-    model_names = registry.names("model", spec.track) if spec.models is None else spec.models
+    kind = getattr(track, "method_kind", "model")  # what a job ranks: models (3d) or explainers (xgraph)
+    model_names = registry.names(kind, spec.track) if spec.models is None else spec.models
     if not model_names:
-        raise DigError(f"track {spec.track!r} has no registered models; install a plugin that provides one")
+        raise DigError(f"track {spec.track!r} has no registered {kind}s; install a plugin that provides one")
     datasets = [registry.get("dataset", name, track=spec.track) for name in dataset_names]
-    models = [registry.get("model", name, track=spec.track) for name in model_names]
+    models = [registry.get(kind, name, track=spec.track) for name in model_names]
     jobs = []
     unsuited = getattr(track, "unsuited", None)
     for dataset in datasets:

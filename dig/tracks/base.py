@@ -51,6 +51,7 @@ class Track(Protocol):
 
     # Optional: ``job_cost(registry, job) -> float``, a rough relative CPU time; the runner starts the
     # costliest jobs first so that parallel workers finish together.
+    # Optional: ``method_kind``, the registry kind a job ranks ("model" unless set; xgraph: "explainer").
     # Optional: ``unsuited(dataset, model, budget) -> str | None``, why a model does not apply to a dataset
     # (e.g. a baseline that needs trajectories); such pairs are left out of a bench that names no --models,
     # and refused with that reason when the user names the model.

@@ -1,0 +1,93 @@
+"""Explainers: each ``build(**hparams)`` returns ``explain(model, instance, seed) -> Explanation``.
+
+All of them see only the model (through ``model(x, graph, edge_weight, batch)``) and the instance's inputs,
+never its ground truth. p_c(w) below is the model's probability of the explained class with edge weights w
+(w = 1: the full graph), for the explained node or graph.
+
+- ``random``: uniform random edge scores (the floor every explainer must beat).
+- ``degree``: an edge scores deg(u) + deg(v) (a structural baseline with no model at all).
+- ``saliency``: |d p_c / d w_e| at w = 1 (Simonyan et al. 2014, on edges as in Pope et al. 2019).
+- ``integrated-gradients``: (w_e - 0) * mean_{k=1..K} d p_c / d w_e at w = k/K (Sundararajan et al. 2017,
+  right Riemann sum from the all-zero baseline).
+- ``gnnexplainer``: Ying et al. 2019: a soft mask m = sigmoid(theta) on the edges, minimising
+  -log p_c(m) + a * sum(m) + b * mean(H(m)), H the binary entropy (PyG's defaults: 100 epochs, lr 0.01,
+  a = 0.005, b = 1.0).
+- ``subgraphx`` lives in ``subgraphx.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dig.tracks.xgraph.protocol import Explanation, Instance
+
+
+def class_probability(model: nn.Module, instance: Instance, edge_weight: Tensor | None = None,
+                      x: Tensor | None = None) -> Tensor:
+    """p_c: the softmax probability of the explained class, for the target node or the graph."""
+    logits = model(instance.x if x is None else x, instance.graph, edge_weight, instance.batch())
+    row = logits[instance.target] if instance.target is not None else logits[0]
+    return torch.softmax(row, dim=-1)[instance.label]
+
+
+def build_random() -> object:
+    def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
+        generator = torch.Generator().manual_seed(seed)
+        return Explanation(torch.rand(instance.num_edges, generator=generator), None, instance.target, instance.label)
+
+    return explain
+
+
+def build_degree() -> object:
+    def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
+        src, dst = instance.edge_index
+        degree = torch.bincount(dst, minlength=instance.num_nodes).float()
+        return Explanation(degree[src] + degree[dst], None, instance.target, instance.label)
+
+    return explain
+
+
+def _edge_gradient(model: nn.Module, instance: Instance, weight: Tensor) -> Tensor:
+    weight = weight.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(class_probability(model, instance, weight), weight)
+    return grad
+
+
+def build_saliency() -> object:
+    def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
+        grad = _edge_gradient(model, instance, torch.ones(instance.num_edges))
+        return Explanation(grad.abs(), None, instance.target, instance.label)
+
+    return explain
+
+
+def build_integrated_gradients(steps: int = 50) -> object:
+    def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
+        total = torch.zeros(instance.num_edges)
+        for k in range(1, steps + 1):
+            total += _edge_gradient(model, instance, torch.full((instance.num_edges,), k / steps))
+        return Explanation(total / steps, None, instance.target, instance.label)
+
+    return explain
+
+
+def build_gnnexplainer(epochs: int = 100, lr: float = 0.01, size_weight: float = 0.005,
+                       entropy_weight: float = 1.0) -> object:
+    def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
+        generator = torch.Generator().manual_seed(seed)
+        # PyG's initialisation: N(1, std) with std = gain('relu') * sqrt(2 / (2 n))
+        std = nn.init.calculate_gain("relu") * (2.0 / (2 * max(instance.num_nodes, 1))) ** 0.5
+        theta = (1.0 + std * torch.randn(instance.num_edges, generator=generator)).requires_grad_(True)
+        optimizer = torch.optim.Adam([theta], lr=lr)
+        for _ in range(epochs):
+            mask = theta.sigmoid()
+            probability = class_probability(model, instance, mask)
+            entropy = -(mask * (mask + 1e-15).log() + (1 - mask) * (1 - mask + 1e-15).log())
+            loss = -(probability + 1e-15).log() + size_weight * mask.sum() + entropy_weight * entropy.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return Explanation(theta.detach().sigmoid(), None, instance.target, instance.label)
+
+    return explain

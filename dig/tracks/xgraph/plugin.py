@@ -1,0 +1,56 @@
+"""Registers the explainability track's built-in entries through the ``dig`` entry-point group, as a
+third-party plugin would."""
+
+from __future__ import annotations
+
+from dig.plugins import hookimpl
+from dig.registry import Registry
+from dig.tracks.xgraph.datasets import ExplainDataset
+from dig.tracks.xgraph.explainers import (
+    build_degree,
+    build_gnnexplainer,
+    build_integrated_gradients,
+    build_random,
+    build_saliency,
+)
+from dig.tracks.xgraph.molecules import nci_nitro
+from dig.tracks.xgraph.subgraphx import build_subgraphx
+from dig.tracks.xgraph.synthetic import ba_2motifs, ba_community, ba_shapes, tree_cycles, tree_grid
+from dig.tracks.xgraph.track import XGraphTrack
+
+GNNEXPLAINER = "Ying et al., GNNExplainer, NeurIPS 2019 (synthetic benchmarks of its Section 5)"
+DATASETS = {
+    "ba-shapes": (ba_shapes, "BA base (300 nodes) + 80 houses + 1 % random edges; 4 node classes", GNNEXPLAINER),
+    "ba-community": (ba_community, "two BA-Shapes joined by random edges, Gaussian features; 8 classes", GNNEXPLAINER),
+    "tree-cycles": (tree_cycles, "binary tree (511 nodes) + 60 six-cycles; 2 node classes", GNNEXPLAINER),
+    "tree-grid": (tree_grid, "binary tree (511 nodes) + 80 3x3 grids; 2 node classes", GNNEXPLAINER),
+    "ba-2motifs": (ba_2motifs, "1,000 BA graphs with a house (class 0) or a five-cycle (class 1)",
+                   "Luo et al., PGExplainer, NeurIPS 2020"),
+    "nci-nitro": (nci_nitro, "NCI molecules (RDKit's first_5K.smi) labelled by the aromatic-nitro alert (a rule)",
+                  "labels from a structural rule (Debnath et al. 1991's mutagenicity mechanism), not an assay"),
+}
+SUBGRAPHX_HPARAMS = {
+    "smoke": {"rollouts": 2, "samples": 8, "expand_nodes": 4},
+    "default": {"rollouts": 20, "samples": 100, "expand_nodes": 14},  # the paper's settings
+}
+
+
+@hookimpl
+def dig_register(registry: Registry) -> None:
+    registry.add_track("xgraph", XGraphTrack(), summary="Explainability: explainers scored against ground truth")
+    for name, (build, summary, source) in DATASETS.items():
+        registry.add_dataset(name, ExplainDataset(name, build, {"summary": summary, "reference": source}),
+                             track="xgraph", summary=summary)
+    registry.add_dataset("mutag", ExplainDataset("mutag", None, {"tu_name": "MUTAG", "reference": "Debnath et al. 1991"}),
+                         track="xgraph", summary="MUTAG from its TU files (dig data prepare mutag --from FOLDER)")
+    registry.add_explainer("random", build_random, track="xgraph", summary="Baseline: uniform random edge scores")
+    registry.add_explainer("degree", build_degree, track="xgraph", summary="Baseline: deg(u) + deg(v), no model")
+    registry.add_explainer("saliency", build_saliency, track="xgraph", summary="|d p_c / d edge weight| (gradient)")
+    registry.add_explainer("integrated-gradients", build_integrated_gradients, track="xgraph",
+                           hparams={"smoke": {"steps": 8}, "default": {"steps": 50}},
+                           summary="Integrated gradients on edge weights from the empty graph (Sundararajan 2017)")
+    registry.add_explainer("gnnexplainer", build_gnnexplainer, track="xgraph",
+                           hparams={"smoke": {"epochs": 20}, "default": {"epochs": 100}}, relative_cost=5.0,
+                           summary="GNNExplainer: learned soft edge mask with size and entropy penalties (Ying 2019)")
+    registry.add_explainer("subgraphx", build_subgraphx, track="xgraph", hparams=SUBGRAPHX_HPARAMS, relative_cost=50.0,
+                           summary="SubgraphX: MCTS over connected subgraphs scored by L-Shapley (Yuan et al. 2021)")

@@ -1,0 +1,203 @@
+"""The explainability track: dataset definitions, the TU reader, metrics on hand-computed cases, the explainer
+contract, and SubgraphX's Shapley estimate against the exact value."""
+
+import numpy as np
+import pytest
+import torch
+
+from dig.errors import DataError
+from dig.ops import CSRGraph
+from dig.tracks.xgraph.evaluators import characterization, explanation_metrics, roc_auc
+from dig.tracks.xgraph.explainers import (
+    build_degree,
+    build_gnnexplainer,
+    build_integrated_gradients,
+    build_random,
+    build_saliency,
+)
+from dig.tracks.xgraph.models import build_gcn, build_gin
+from dig.tracks.xgraph.molecules import nci_nitro, read_tu
+from dig.tracks.xgraph.protocol import Explanation, Instance, check_explanation
+from dig.tracks.xgraph.subgraphx import SubgraphX, exact_shapley, shapley_masks
+from dig.tracks.xgraph.synthetic import ba_2motifs, ba_shapes, tree_cycles, tree_grid
+from dig.tracks.xgraph.track import build_instances
+
+
+def _undirected(data):
+    return {(min(u, v), max(u, v)) for u, v in data.edge_index.T.tolist()}
+
+
+def test_ba_shapes_follows_the_gnnexplainer_definition():
+    data = ba_shapes(seed=0)
+    assert data.x.shape == (700, 10) and data.num_classes == 4
+    assert np.bincount(data.y).tolist() == [300, 160, 160, 80]
+    base_edges, planted = 5 + 294 * 5, 80 * 7  # BA(300, 5) and 80 houses of 6 edges + 1 attaching edge
+    assert len(_undirected(data)) == base_edges + planted + int(0.01 * (base_edges + planted))
+    assert data.edge_truth.sum() == 80 * 6 * 2  # both directions of every house edge
+    src, dst = data.edge_index[:, data.edge_truth]
+    assert (data.motif[src] == data.motif[dst]).all() and (data.motif[src] >= 0).all()
+    roof = np.flatnonzero(data.y == 3)
+    inside = [np.intersect1d(data.edge_index[1, data.edge_index[0] == r], np.flatnonzero(data.motif == data.motif[r])).size
+              for r in roof]
+    assert set(inside) == {2}  # a roof is linked to the two nodes under it
+    np.testing.assert_array_equal(ba_shapes(seed=0).edge_index, data.edge_index)  # deterministic
+
+
+def test_tree_motif_datasets_and_ba_2motifs_definitions():
+    cycles, grids = tree_cycles(0), tree_grid(0)
+    assert cycles.x.shape[0] == 511 + 60 * 6 and np.bincount(cycles.y).tolist() == [511, 360]
+    assert len(_undirected(cycles)) == 930 + int(0.01 * 930) and cycles.edge_truth.sum() == 60 * 6 * 2
+    assert grids.x.shape[0] == 511 + 80 * 9 and len(_undirected(grids)) == 1550 + int(0.1 * 1550)
+    assert grids.edge_truth.sum() == 80 * 12 * 2
+    motifs = ba_2motifs(0, graphs=20)
+    assert motifs.num_graphs == 20 and np.bincount(motifs.y).tolist() == [10, 10]
+    truth_per_graph = np.add.reduceat(motifs.edge_truth.astype(int), motifs.edge_ptr[:-1])
+    assert truth_per_graph.tolist() == [12 if g % 2 == 0 else 10 for g in range(20)]  # house 6 edges, cycle 5
+
+
+def test_nci_nitro_labels_come_from_the_aromatic_nitro_alert():
+    data = nci_nitro(0)
+    assert data.num_graphs == 2 * 359 and np.bincount(data.y).tolist() == [359, 359]
+    for g in range(data.num_graphs):
+        nodes = slice(data.node_ptr[g], data.node_ptr[g + 1])
+        edges = slice(data.edge_ptr[g], data.edge_ptr[g + 1])
+        has_alert = bool(data.edge_truth[edges].any())
+        assert has_alert == bool(data.y[g]), g
+        if has_alert:
+            features = data.x[nodes][data.node_truth[nodes]]
+            assert features[:, 1].sum() >= 1 and features[:, 2].sum() >= 2  # N and two O
+            assert features[:, -2].sum() >= 1  # the aromatic atom the nitro group sits on
+
+
+def _write_tu(folder, a_lines):
+    folder.mkdir()
+    (folder / "MUTAG_A.txt").write_text(a_lines)
+    (folder / "MUTAG_graph_indicator.txt").write_text("1\n1\n1\n1\n2\n2\n")
+    (folder / "MUTAG_graph_labels.txt").write_text("1\n-1\n")
+    (folder / "MUTAG_node_labels.txt").write_text("0\n1\n2\n2\n0\n0\n")
+
+
+def test_tu_reader_on_a_fixture_in_that_format(tmp_path):
+    """MUTAG layout: 1-based edges, graph indicator, labels -1 / 1; a nitro group N(O)O is the ground truth."""
+    edges = "1, 2\n2, 1\n2, 3\n3, 2\n2, 4\n4, 2\n5, 6\n6, 5\n"
+    _write_tu(tmp_path / "ok", edges)
+    data = read_tu(tmp_path / "ok")
+    assert data.num_graphs == 2 and data.y.tolist() == [1, 0] and data.x.shape == (6, 3)
+    assert data.edge_ptr.tolist() == [0, 6, 8]
+    truth = {tuple(e) for e in data.edge_index[:, data.edge_truth].T.tolist()}
+    assert truth == {(1, 2), (2, 1), (1, 3), (3, 1)}  # N-O edges only, not the C-N edge
+    _write_tu(tmp_path / "bad", "1, 2\n2, x\n")
+    with pytest.raises(DataError, match=r"MUTAG_A.txt:2: not integers"):
+        read_tu(tmp_path / "bad")
+    _write_tu(tmp_path / "far", "1, 9\n")
+    with pytest.raises(DataError, match="node ids must be within 1..6"):
+        read_tu(tmp_path / "far")
+
+
+def test_roc_auc_and_characterization_on_hand_computed_cases():
+    assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
+    assert roc_auc(np.array([0.1, 0.8, 0.9, 0.2]), np.array([1, 1, 0, 0])) == 0.25
+    assert roc_auc(np.array([0.5, 0.5, 0.5]), np.array([1, 0, 0])) == 0.5  # ties count half
+    assert characterization(0.5, 0.5) == pytest.approx(0.5)
+    assert characterization(0.8, 0.2) == pytest.approx(1.0 / (0.5 / 0.8 + 0.5 / 0.8))
+    assert characterization(0.0, 0.2) == 0.0
+    out = explanation_metrics([0.9, 0.7], [[0.2], [0.3]], [[0.8], [0.7]], [1.0, 0.5], sparsities=[0.7])
+    assert out["fidelity_plus_s70_prob"] == pytest.approx(np.mean([0.7, 0.4]))
+    assert out["fidelity_minus_s70_prob"] == pytest.approx(np.mean([0.1, 0.0]))
+    assert out["gt_edge_auc_pct"] == pytest.approx(75.0)
+    assert out["characterization_s70_score"] == pytest.approx(characterization(0.55, 0.05))
+
+
+def _graph_instance(model_seed=0):
+    """A 7-node graph (a triangle and a path) for a small random GIN."""
+    edges = torch.tensor([[0, 1], [1, 2], [2, 0], [2, 3], [3, 4], [4, 5], [5, 6]]).T
+    edge_index = torch.cat([edges, edges.flip(0)], dim=1)
+    graph, perm = CSRGraph.from_edge_index(edge_index, 7)
+    torch.manual_seed(model_seed)
+    model = build_gin(3, 2, hidden=8, layers=2).eval()
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+    instance = Instance(x=x, edge_index=edge_index[:, perm], graph=graph, target=None, label=0,
+                        edge_truth=torch.zeros(14, dtype=torch.bool), node_truth=torch.zeros(7, dtype=torch.bool))
+    return model, instance
+
+
+def test_explanation_hard_keeps_the_top_edges_and_bad_masks_are_named():
+    model, instance = _graph_instance()
+    explanation = Explanation(torch.arange(14, dtype=torch.float32), None, None, 0)
+    hard = explanation.hard(instance, 0.5)
+    assert hard.sum() == 7 and hard[7:].all()
+    node = Explanation(None, torch.tensor([1.0, 1, 1, 0, 0, 0, 0]), None, 0)
+    chosen = torch.nonzero(node.hard(instance, 1 - 6 / 14)).flatten().tolist()
+    assert chosen == torch.nonzero((instance.edge_index < 3).all(0)).flatten().tolist()  # the triangle's 6 edges
+    with pytest.raises(ValueError, match="returned edge_mask of shape \\[3\\]; the instance has 14 edges"):
+        check_explanation(Explanation(torch.ones(3), None, None, 0), instance, "broken")
+
+
+def test_subgraphx_shapley_estimate_matches_the_exact_value():
+    """Monte-Carlo L-Shapley of a subgraph (one player among its L-hop neighbours) against enumeration."""
+    model, instance = _graph_instance()
+    subgraph = frozenset({0, 1, 2})
+    exact = exact_shapley(model, instance, subgraph, hops=2)
+    explainer = SubgraphX(samples=4000, hops=2)
+    from dig.tracks.xgraph.subgraphx import _adjacency
+
+    (estimate,) = explainer._score(model, instance, [subgraph], _adjacency(instance), 2, np.random.RandomState(0))
+    assert estimate == pytest.approx(exact, abs=0.01), (estimate, exact)
+    with_s, without = shapley_masks(subgraph, _adjacency(instance), 2, 50, np.random.RandomState(0))
+    assert with_s[:, [0, 1, 2]].all() and not without[:, [0, 1, 2]].any()
+    assert with_s[:, 6].all() and without[:, 6].all()  # node 6 is 4 hops away: always present
+
+
+def test_subgraphx_batches_every_coalition_of_an_expansion_into_one_pass():
+    model, instance = _graph_instance()
+    batched, single = SubgraphX(rollouts=3, samples=6, min_nodes=3, max_nodes=4), SubgraphX(rollouts=3, samples=6,
+                                                                                            min_nodes=3, max_nodes=4)
+    a, b = batched(model, instance, seed=0), single(model, instance, seed=0, batched=False)
+    torch.testing.assert_close(a.node_mask, b.node_mask)
+    assert 0 < batched.forward_passes * 6 * 2 <= single.forward_passes
+    assert 1 <= int(a.node_mask.sum()) <= 4
+
+
+@pytest.mark.parametrize("task", ["node", "graph"])
+def test_every_explainer_returns_masks_of_the_instance_size(task):
+    if task == "node":
+        data = tree_cycles(0)
+        model = build_gcn(10, 2).eval()
+        instances = build_instances(data, np.array([600]), model)
+    else:
+        data = ba_2motifs(0, graphs=4)
+        model = build_gin(10, 2).eval()
+        instances = build_instances(data, np.array([1]), model)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    instance = instances[0]
+    assert instance.edge_truth.any() and (instance.target is not None) == (task == "node")
+    explainers = [build_random(), build_degree(), build_saliency(), build_integrated_gradients(steps=4),
+                  build_gnnexplainer(epochs=5), SubgraphX(rollouts=1, samples=4, expand_nodes=3)]
+    for explainer in explainers:
+        explanation = explainer(model, instance, 0)
+        check_explanation(explanation, instance, type(explainer).__name__)
+        assert explanation.edge_scores(instance).shape == (instance.num_edges,)
+        if task == "node" and explanation.node_mask is not None:
+            assert explanation.node_mask[instance.target] == 1.0  # SubgraphX keeps the explained node
+    again = build_gnnexplainer(epochs=5)(model, instance, 0)
+    torch.testing.assert_close(again.edge_mask, explainers[4](model, instance, 0).edge_mask)  # deterministic
+
+
+def test_xgraph_bench_through_the_cli(tmp_path):
+    """A tiny end-to-end run: a node and a graph dataset, a baseline and SubgraphX, records and a CSV."""
+    import json
+
+    from conftest import run_dig
+
+    out = run_dig("bench", "--track", "xgraph", "--datasets", "tree-cycles,ba-2motifs", "--models",
+                  "random,subgraphx", "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(p.read_text()) for p in (tmp_path / "xgraph").glob("*.json")]
+    assert {(r["dataset"], r["model"]) for r in records} == {
+        (d, m) for d in ("tree-cycles", "ba-2motifs") for m in ("random", "subgraphx")}
+    for record in records:
+        names = {m["name"] for m in record["metrics"] if m["split"] == "test"}
+        assert {"gt_edge_auc_pct", "fidelity_plus_s70_prob", "characterization_s70_score", "gnn_accuracy_pct"} <= names
+    unknown = run_dig("bench", "--track", "xgraph", "--models", "subgraphy", "--budget", "smoke", "--out", str(tmp_path))
+    assert unknown.returncode == 2 and "subgraphx" in unknown.stderr  # the close match is named
