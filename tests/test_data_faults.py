@@ -13,6 +13,10 @@ from dig.errors import DataError
 from dig.tracks.threed.qm9 import QM9
 
 
+# MD17's smoke split needs time blocks 500 frames (250 fs at 0.5 fs) apart: 64 / 32 / 64 frames after the gaps
+FRAMES = 1_600
+
+
 @pytest.fixture(scope="module")
 def frames():
     """An MD17-format trajectory of a real QM9 molecule (9 atoms), slightly displaced, in kcal/mol and Å."""
@@ -20,8 +24,8 @@ def frames():
     start, stop = molecules.ptr[20], molecules.ptr[21]
     pos = molecules.pos[start:stop].astype(np.float64)
     rng = np.random.RandomState(0)
-    R = pos[None] + 0.02 * rng.randn(200, len(pos), 3)
-    return {"R": R, "z": molecules.z[start:stop].astype(np.uint8), "E": rng.randn(200, 1), "F": rng.randn(*R.shape)}
+    R = pos[None] + 0.02 * rng.randn(FRAMES, len(pos), 3)
+    return {"R": R, "z": molecules.z[start:stop].astype(np.uint8), "E": rng.randn(FRAMES, 1), "F": rng.randn(*R.shape)}
 
 
 def _prepare(tmp_path, arrays, name="md17.npz"):
@@ -64,7 +68,7 @@ def test_files_that_are_no_npz_archive_are_named(tmp_path, frames):
     text = tmp_path / "text.npz"
     text.write_text("R,z,E,F\n1,2,3,4\n")
     objects = tmp_path / "objects.npz"
-    np.savez(objects, **{**frames, "E": np.array([{"energy": 1.0}] * 200, dtype=object)})
+    np.savez(objects, **{**frames, "E": np.array([{"energy": 1.0}] * FRAMES, dtype=object)})
     cases = {empty: "is empty", single: "is a single .npy array, not an .npz archive", text: "is not an .npz archive",
              objects: "array 'E' holds Python objects; dig reads numeric arrays only", tmp_path: "is not a file"}
     for path, message in cases.items():
