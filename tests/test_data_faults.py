@@ -12,7 +12,6 @@ from dig.data import cache
 from dig.errors import DataError
 from dig.tracks.threed.qm9 import QM9
 
-
 # MD17's smoke split needs time blocks 500 frames (250 fs at 0.5 fs) apart: 64 / 32 / 64 frames after the gaps
 FRAMES = 1_600
 
