@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dig.data import load_or_build, permuted_split, save_cached_arrays
+from dig.data import load_cached_arrays, load_or_build, permuted_split, save_cached_arrays
 from dig.errors import DataError
 from dig.tracks.xgraph.molecules import read_tu
 from dig.tracks.xgraph.protocol import GraphSet
@@ -59,8 +59,6 @@ class ExplainDataset:
     def load(self) -> GraphSet:
         if self._data is None:
             if self._build is None:
-                from dig.data import load_cached_arrays
-
                 cached = load_cached_arrays(self.cache_name)
                 if cached is None:
                     raise DataError(f"{self.name} is not prepared: dig data prepare {self.name} --from FOLDER "

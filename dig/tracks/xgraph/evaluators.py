@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9)
 REPORTED_SPARSITY = 0.7
@@ -26,16 +27,7 @@ def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
     positives, negatives = int(truth.sum()), int((~truth).sum())
     if positives == 0 or negatives == 0:
         raise ValueError("ROC-AUC needs both positive and negative edges")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    start = 0
-    while start < len(scores):  # average ranks over ties
-        stop = start
-        while stop + 1 < len(scores) and sorted_scores[stop + 1] == sorted_scores[start]:
-            stop += 1
-        ranks[order[start : stop + 1]] = (start + stop) / 2.0 + 1.0
-        start = stop + 1
+    ranks = rankdata(scores)  # ties get their average rank
     return float((ranks[truth].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 

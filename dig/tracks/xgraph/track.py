@@ -175,9 +175,9 @@ class XGraphTrack:
     def job_cost(self, registry: Registry, job) -> float:
         return float(job.config["instances"]) * float(registry.get("explainer", job.model, track=self.name).meta.get("relative_cost", 1.0))
 
-    def _gnn(self, dataset: Entry, seed: int, config: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, float], float]:
+    def _gnn(self, dataset: Entry, data: GraphSet, split: Mapping[str, np.ndarray], seed: int,
+             config: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, float], float]:
         """The explained GNN of (dataset, seed, training config), trained once and cached."""
-        data, split = dataset.obj.load(), dataset.obj.split(config["budget"])
         key = hashlib.sha256(json.dumps([dataset.obj.cache_name, seed, config["gnn"]], sort_keys=True).encode()).hexdigest()[:16]
         path = cache_dir() / "xgraph-models" / f"{dataset.name}-s{seed}-{key}.pt"
         if path.exists():
@@ -200,7 +200,7 @@ class XGraphTrack:
                 on_epoch=None) -> JobOutcome:
         data = dataset.obj.load()
         split = dataset.obj.split(config["budget"])
-        gnn, accuracy, train_s = self._gnn(dataset, seed, config)
+        gnn, accuracy, train_s = self._gnn(dataset, data, split, seed, config)
         for parameter in gnn.parameters():
             parameter.requires_grad_(False)
         explainer = model.obj(**config["hparams"])
