@@ -16,11 +16,17 @@ pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and _triton.AVAIL
 SIZES = {"gpu_small": (100_000, 1_000_000), "gpu_large": (1_000_000, 20_000_000)}
 
 
-def _sync_median(fn, rounds=20):
+def _synced(fn):
+    """Kernels launch asynchronously: a timing without a synchronize measures only the launch."""
     def run():
-        fn()
+        out = fn()
         torch.cuda.synchronize()
-    return median_seconds(run, rounds=rounds, warmup=3)
+        return out
+    return run
+
+
+def _sync_median(fn, rounds=20):
+    return median_seconds(_synced(fn), rounds=rounds, warmup=3)
 
 
 @pytest.fixture(scope="module", params=list(SIZES))
@@ -48,7 +54,7 @@ def test_gpu_spmm(gpu_graph, features, compare):
     ours_s = _sync_median(kernel)
     RATIOS.append((f"gpu_spmm[{size},F={features}]", "vs_index_add", _sync_median(scatter_path) / ours_s, ""))
     RATIOS.append((f"gpu_spmm[{size},F={features}]", "vs_cusparse", _sync_median(lambda: torch.sparse.mm(cusparse, x)) / ours_s, ""))
-    compare(kernel, scatter_path, rounds=20, label="speedup_vs_index_add")
+    compare(_synced(kernel), _synced(scatter_path), rounds=20, label="speedup_vs_index_add")
 
 
 def test_gpu_fused_cfconv(gpu_graph, compare):
@@ -60,7 +66,7 @@ def test_gpu_fused_cfconv(gpu_graph, compare):
     naive = lambda: torch.zeros_like(x).index_add_(0, row, x[graph.col] * w)  # noqa: E731
     torch.testing.assert_close(kernel(), naive(), atol=1e-3, rtol=1e-3)
     RATIOS.append((f"gpu_cfconv[{size}]", "vs_naive", _sync_median(naive) / _sync_median(kernel), ""))
-    compare(kernel, naive, rounds=20, label="speedup_vs_naive")
+    compare(_synced(kernel), _synced(naive), rounds=20, label="speedup_vs_naive")
 
 
 def test_gpu_segment_max_and_softmax(gpu_graph, compare):
@@ -71,5 +77,28 @@ def test_gpu_segment_max_and_softmax(gpu_graph, compare):
         0, row[:, None].expand(-1, 4), scores, "amax", include_self=False)
     RATIOS.append((f"gpu_segment_max[{size}]", "vs_scatter_reduce",
                    _sync_median(reference) / _sync_median(lambda: segment(scores, graph.rowptr, "max")), ""))
-    compare(lambda: edge_softmax(graph, scores), lambda: torch_edge_softmax(graph.rowptr, scores), rounds=20,
+    compare(_synced(lambda: edge_softmax(graph, scores)), _synced(lambda: torch_edge_softmax(graph.rowptr, scores)),
+            rounds=20,
             label="vs_torch_segment_softmax")
+
+
+@pytest.mark.parametrize("features", [32, 128])
+def test_gpu_aggregate_launch_shapes(gpu_graph, features, benchmark):
+    """Sweep (BLOCK_E, num_warps) of the CSR aggregation; report the chosen shape's time over the best one's."""
+    size, graph = gpu_graph
+    x = torch.randn(graph.num_src_nodes, features, device="cuda")
+    w = torch.rand(graph.num_edges, device="cuda")
+    args = (graph.rowptr, graph.col, x, w, graph.num_dst_nodes)
+    chosen = _triton.launch_shape(graph.num_edges, graph.num_dst_nodes, features)
+    block_f = chosen[1]
+    times = {}
+    for block_e in (8, 16, 32, 64):
+        for num_warps in (1, 2, 4, 8):
+            shape = (block_e, block_f, num_warps)
+            times[shape] = _sync_median(lambda: _triton.aggregate(*args, shape=shape), rounds=10)  # noqa: B023
+    chosen_s = times.get(chosen) or _sync_median(lambda: _triton.aggregate(*args, shape=chosen), rounds=10)
+    best = min(times, key=times.get)
+    RATIOS.append((f"gpu_aggregate_shape[{size},F={features}]", f"chosen{chosen}/best{best}", chosen_s / times[best],
+                   f"chosen {chosen_s * 1e6:.0f} us, best {times[best] * 1e6:.0f} us", "x slower"))
+    benchmark.extra_info.update({str(k): v for k, v in times.items()})
+    benchmark.pedantic(_synced(lambda: _triton.aggregate(*args)), rounds=10, warmup_rounds=1, iterations=1)

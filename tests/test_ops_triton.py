@@ -128,10 +128,18 @@ def test_out_of_range_indices_rejected_before_launch(triton_backend):
         spmm(graph, torch.randn(3, 2))
 
 
+def test_cpu_tensors_on_the_triton_backend_need_the_interpreter(triton_backend, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    edge_index, n = GRAPHS["random"]
+    graph, _ = CSRGraph.from_edge_index(edge_index, n)
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        spmm(graph, torch.randn(n, 2))
+
+
 def test_scatter_unsorted_matches_index_add():
-    src = torch.randn(9, 2, dtype=torch.float64)
-    index = torch.tensor([2, 0, 2, 1, 0, 2, 4, 4, 0])
-    expected = torch.zeros(5, 2, dtype=torch.float64).index_add_(0, index, src)
+    src = torch.randn(9, 2, dtype=torch.float64).to(DEVICE)
+    index = torch.tensor([2, 0, 2, 1, 0, 2, 4, 4, 0]).to(DEVICE)
+    expected = torch.zeros(5, 2, dtype=torch.float64, device=DEVICE).index_add_(0, index, src)
     ref, out = both(lambda: scatter(src, index, 5))
     torch.testing.assert_close(ref, expected)
     torch.testing.assert_close(out, expected)

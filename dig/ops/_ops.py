@@ -19,7 +19,17 @@ def _no_arg(device: torch.device) -> Tensor:
 
 
 def triton_enabled(tensor: Tensor) -> bool:
-    return _triton.AVAILABLE and (tensor.is_cuda or os.environ.get("DIG_OPS_BACKEND", "") == "triton")
+    if not _triton.AVAILABLE:
+        return False
+    if tensor.is_cuda:
+        return True
+    if os.environ.get("DIG_OPS_BACKEND", "") != "triton":
+        return False
+    if os.environ.get("TRITON_INTERPRET", "") != "1":
+        raise RuntimeError(
+            f"DIG_OPS_BACKEND=triton was asked for a {tensor.device.type} tensor, which Triton runs only through "
+            "its interpreter: set TRITON_INTERPRET=1 before triton is imported, or move the tensors to CUDA")
+    return True
 
 
 def _aggregate_impl(rowptr, col, x, weight, num_dst, reduce):

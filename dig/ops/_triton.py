@@ -134,8 +134,20 @@ if AVAILABLE:
         tl.store(out + offs_e, acc.to(out.dtype.element_ty), mask=mask_e)
 
 
+def launch_shape(num_edges: int, num_dst: int, num_features: int) -> tuple[int, int, int]:
+    """(BLOCK_E, BLOCK_F, num_warps) for ``_csr_aggregate``: an edge block near the mean in-degree (a row's
+    edges in one or two steps, few masked lanes) and one warp per 1,024 tile elements (swept on an H100:
+    ``benchmarks/test_bench_triton_gpu.py::test_gpu_aggregate_launch_shapes``)."""
+    mean_degree = num_edges / max(num_dst, 1)
+    block_e = _block(mean_degree, 8, 64)
+    block_f = _block(num_features, 4, 64)
+    num_warps = max(1, min(8, block_e * block_f // 1024))
+    return block_e, block_f, num_warps
+
+
 def aggregate(rowptr: Tensor, col: Tensor, x: Tensor, weight: Tensor | None, num_dst: int,
-              reduce: str = "sum") -> tuple[Tensor, Tensor | None]:
+              reduce: str = "sum", shape: tuple[int, int, int] | None = None) -> tuple[Tensor, Tensor | None]:
+    """``shape`` overrides :func:`launch_shape` (the benchmarks sweep it)."""
     x = x.contiguous()
     num_features = x.size(1)
     out = torch.empty(num_dst, num_features, dtype=x.dtype, device=x.device)
@@ -144,12 +156,13 @@ def aggregate(rowptr: Tensor, col: Tensor, x: Tensor, weight: Tensor | None, num
         return out, arg
     mode = WEIGHT_NONE if weight is None else WEIGHT_SCALAR if weight.dim() == 1 else WEIGHT_VECTOR
     weight = weight.contiguous() if weight is not None else None
-    block_f = _block(num_features, 16, 64)
+    block_e, block_f, num_warps = shape or launch_shape(col.numel(), num_dst, num_features)
     grid = (num_dst, triton.cdiv(num_features, block_f))
     _csr_aggregate[grid](
         rowptr, col, x, weight, out, arg, num_features, x.stride(0),
         weight.stride(0) if mode == WEIGHT_VECTOR else 0, out.stride(0),
-        WEIGHT=mode, REDUCE=_REDUCE_CODES[reduce], BLOCK_E=32, BLOCK_F=block_f, ACC=_acc(x.dtype),
+        WEIGHT=mode, REDUCE=_REDUCE_CODES[reduce], BLOCK_E=block_e, BLOCK_F=block_f, ACC=_acc(x.dtype),
+        num_warps=num_warps,
     )
     return out, arg
 
