@@ -1,13 +1,15 @@
 """The GNNs being explained, built from ``dig.nn`` layers, with the edge-mask input every explainer uses.
 
-- Node classification: GCN as in GNNExplainer's reference code: 3 layers of 20 units with ReLU, each a sum over
-  the node and its neighbours (Ã = A + I, no symmetric normalisation: the node features are constant, and
-  D^-1/2 Ã D^-1/2 · 1 ≈ 1 would erase the degrees; measured test accuracy with it: tree-cycles 0.80,
-  tree-grid 0.73), the three layers' outputs concatenated and mapped to the classes.
+- Node classification: GCN as in GNNExplainer's reference code (``GcnEncoderNode``): 3 layers of 20 units,
+  each h' = normalize_L2(A h W + b) (a sum over the neighbours, no self loop, no degree normalisation: the node
+  features are constant and the degrees are what the synthetic benchmarks are about), ReLU after all but the
+  last, the three layers' outputs concatenated and mapped to the classes; Glorot-uniform weights with ReLU
+  gain. Without the per-layer L2 normalisation, sums over BA hubs blow up (measured, seed 0, test accuracy:
+  tree-cycles 0.80 and tree-grid 0.72 without it; 0.99 and 0.83 with it).
 - Graph classification: GIN (Xu et al. 2019): 3 layers of 32 units, each an MLP of two linear layers, sum and
   max pooling of every layer's output concatenated, then a two-layer classifier.
-Training: Adam, cross-entropy, full batch (node tasks) or batches of 32 graphs, selection on validation
-accuracy only.
+Training: Adam, cross-entropy, full batch (node tasks: lr 0.001, weight decay 0.005, gradient norm clipped
+at 2, 1,000 epochs, as the reference's defaults) or batches of 32 graphs, selection on validation accuracy only.
 """
 
 from __future__ import annotations
@@ -22,15 +24,20 @@ from dig.ops import CSRGraph, scatter
 class GCNNodeClassifier(nn.Module):
     def __init__(self, in_features: int, num_classes: int, hidden: int = 20, layers: int = 3) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(GCNConv(in_features if k == 0 else hidden, hidden, normalize=False)
-                                   for k in range(layers))
+        self.convs = nn.ModuleList(
+            GCNConv(in_features if k == 0 else hidden, hidden, add_self_loops=False, normalize=False)
+            for k in range(layers))
+        for conv in self.convs:
+            nn.init.xavier_uniform_(conv.lin.weight, gain=nn.init.calculate_gain("relu"))
         self.head = nn.Linear(hidden * layers, num_classes)
         self.num_layers = layers
 
     def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None, batch: Tensor | None = None) -> Tensor:
         outputs = []
-        for conv in self.convs:
-            x = torch.relu(conv(x, graph, edge_weight))
+        for k, conv in enumerate(self.convs):
+            x = nn.functional.normalize(conv(x, graph, edge_weight), p=2.0, dim=-1)
+            if k < self.num_layers - 1:
+                x = torch.relu(x)
             outputs.append(x)
         return self.head(torch.cat(outputs, dim=-1))
 
