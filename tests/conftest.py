@@ -72,3 +72,15 @@ def lj_installed() -> None:
         import dig_lj  # noqa: F401
     except ImportError:
         pip_install(ROOT / "plugins" / "dig-lj")
+
+
+@pytest.fixture(scope="session")
+def pyg_installed() -> None:
+    """The example explainer plugin (PyG's explainers as reference rows), installed with pip once."""
+    try:
+        import dig_pyg  # noqa: F401
+    except ImportError:
+        import importlib
+
+        pip_install(ROOT / "plugins" / "dig-pyg")
+        importlib.invalidate_caches()

@@ -17,6 +17,7 @@ from dig.tracks.xgraph.explainers import (
 )
 from dig.tracks.xgraph.models import build_gcn, build_gin
 from dig.tracks.xgraph.molecules import nci_nitro, read_tu
+from dig.tracks.xgraph.pgexplainer import build_pgexplainer
 from dig.tracks.xgraph.protocol import Explanation, Instance, check_explanation
 from dig.tracks.xgraph.subgraphx import SubgraphX, exact_shapley, shapley_masks
 from dig.tracks.xgraph.synthetic import ba_2motifs, ba_shapes, tree_cycles, tree_grid
@@ -172,8 +173,12 @@ def test_every_explainer_returns_masks_of_the_instance_size(task):
         parameter.requires_grad_(False)
     instance = instances[0]
     assert instance.edge_truth.any() and (instance.target is not None) == (task == "node")
+    pgexplainer = build_pgexplainer(epochs=2)
+    with pytest.raises(RuntimeError, match="must be fitted"):
+        pgexplainer(model, instance, 0)
+    pgexplainer.fit(model, instances, seed=0)
     explainers = [build_random(), build_degree(), build_saliency(), build_integrated_gradients(steps=4),
-                  build_gnnexplainer(epochs=5), SubgraphX(rollouts=1, samples=4, expand_nodes=3)]
+                  build_gnnexplainer(epochs=5), SubgraphX(rollouts=1, samples=4, expand_nodes=3), pgexplainer]
     for explainer in explainers:
         explanation = explainer(model, instance, 0)
         check_explanation(explanation, instance, type(explainer).__name__)
@@ -182,6 +187,28 @@ def test_every_explainer_returns_masks_of_the_instance_size(task):
             assert explanation.node_mask[instance.target] == 1.0  # SubgraphX keeps the explained node
     again = build_gnnexplainer(epochs=5)(model, instance, 0)
     torch.testing.assert_close(again.edge_mask, explainers[4](model, instance, 0).edge_mask)  # deterministic
+    refit = build_pgexplainer(epochs=2)
+    refit.fit(model, instances, seed=0)
+    torch.testing.assert_close(refit(model, instance, 0).edge_mask, pgexplainer(model, instance, 0).edge_mask)
+    gnnexplainer = explainers[4](model, instance, 0)
+    unreachable = _edges_beyond_reach(instance, model.num_layers)
+    assert unreachable.any() == (task == "node")
+    assert (gnnexplainer.edge_mask[unreachable] == 0).all()  # PyG's hard mask: edges that cannot change p_c
+    assert (gnnexplainer.edge_mask > 0).any()
+
+
+def _edges_beyond_reach(instance, layers):
+    """Edges j -> i whose message cannot reach the explained node in ``layers`` rounds (i farther than
+    layers - 1 hops from it); none for a graph-level instance."""
+    if instance.target is None:
+        return torch.zeros(instance.num_edges, dtype=torch.bool)
+    src, dst = instance.edge_index.tolist()
+    hops = {instance.target: 0}
+    for depth in range(1, layers + 1):
+        for a, b in zip(src, dst, strict=True):
+            if b in hops and hops[b] == depth - 1 and a not in hops:
+                hops[a] = depth
+    return torch.tensor([hops.get(b, layers + 1) > layers - 1 for b in dst])
 
 
 def test_xgraph_bench_through_the_cli(tmp_path):

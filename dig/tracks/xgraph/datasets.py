@@ -22,6 +22,7 @@ from dig.tracks.xgraph.protocol import GraphSet
 SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1}
 SPLIT_SEED = 0
 SMOKE_INSTANCES = 6
+FIT_INSTANCES = {"smoke": 8, "default": 100, "paper": 300}
 
 
 def graphset_arrays(data: GraphSet) -> dict[str, np.ndarray]:
@@ -76,16 +77,18 @@ class ExplainDataset:
         sizes = {part: int(round(fraction * items)) for part, fraction in SPLIT_FRACTIONS.items()}
         split = permuted_split(items, {**sizes, "test": None}, SPLIT_SEED)
         if data.task == "node":
-            has_truth = data.node_truth[split["test"]]
+            has_truth = data.node_truth
         else:
-            truth_per_graph = np.add.reduceat(data.edge_truth.astype(np.int64), data.edge_ptr[:-1]) > 0
-            has_truth = truth_per_graph[split["test"]]
-        explain = np.sort(split["test"][has_truth])
+            has_truth = np.add.reduceat(data.edge_truth.astype(np.int64), data.edge_ptr[:-1]) > 0
+        explain = np.sort(split["test"][has_truth[split["test"]]])
         if budget == "smoke":
             explain = explain[:SMOKE_INSTANCES]
         if len(explain) == 0:
             raise DataError(f"{self.name}: no test {data.task} has a ground-truth explanation")
-        return {**split, "explain": explain}
+        # explainers that learn across instances (PGExplainer) fit on training items chosen as the explained ones are
+        fit = split["train"][has_truth[split["train"]]]
+        fit = np.sort(np.random.RandomState(SPLIT_SEED).permutation(fit)[: FIT_INSTANCES[budget]])
+        return {**split, "explain": explain, "fit": fit}
 
     def card(self) -> Mapping[str, Any]:
         return {"name": self.name, **self._card, "split": "permutation seed 0, 80 / 10 / 10 %"}

@@ -9,9 +9,10 @@ never its ground truth. p_c(w) below is the model's probability of the explained
 - ``saliency``: |d p_c / d w_e| at w = 1 (Simonyan et al. 2014, on edges as in Pope et al. 2019).
 - ``integrated-gradients``: (w_e - 0) * mean_{k=1..K} d p_c / d w_e at w = k/K (Sundararajan et al. 2017,
   right Riemann sum from the all-zero baseline).
-- ``gnnexplainer``: Ying et al. 2019: a soft mask m = sigmoid(theta) on the edges, minimising
-  -log p_c(m) + a * sum(m) + b * mean(H(m)), H the binary entropy (PyG's defaults: 100 epochs, lr 0.01,
-  a = 0.005, b = 1.0).
+- ``gnnexplainer``: Ying et al. 2019, as PyG's ``GNNExplainer``: a soft mask m = sigmoid(theta) on the edges,
+  theta ~ N(0, std), minimising -log p_c(m) + a * sum(m) + b * mean(H(m)) (H the binary entropy) with the
+  penalties on the edges that reach the prediction (non-zero gradient at the first step) and the others'
+  mask set to 0 (PyG's defaults: 100 epochs, lr 0.01, a = 0.005, b = 1.0).
 - ``subgraphx`` lives in ``subgraphx.py``.
 """
 
@@ -76,18 +77,23 @@ def build_gnnexplainer(epochs: int = 100, lr: float = 0.01, size_weight: float =
                        entropy_weight: float = 1.0) -> object:
     def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
         generator = torch.Generator().manual_seed(seed)
-        # PyG's initialisation: N(1, std) with std = gain('relu') * sqrt(2 / (2 n))
+        # PyG's initialisation: theta ~ N(0, std), std = gain('relu') * sqrt(2 / (2 n))
         std = nn.init.calculate_gain("relu") * (2.0 / (2 * max(instance.num_nodes, 1))) ** 0.5
-        theta = (1.0 + std * torch.randn(instance.num_edges, generator=generator)).requires_grad_(True)
+        theta = (std * torch.randn(instance.num_edges, generator=generator)).requires_grad_(True)
         optimizer = torch.optim.Adam([theta], lr=lr)
+        reaches = None  # edges whose mask changes the prediction at all (PyG's hard mask, from the first step)
         for _ in range(epochs):
             mask = theta.sigmoid()
-            probability = class_probability(model, instance, mask)
-            entropy = -(mask * (mask + 1e-15).log() + (1 - mask) * (1 - mask + 1e-15).log())
-            loss = -(probability + 1e-15).log() + size_weight * mask.sum() + entropy_weight * entropy.mean()
+            loss = -(class_probability(model, instance, mask) + 1e-15).log()
+            if reaches is not None:
+                kept = mask[reaches]
+                entropy = -(kept * (kept + 1e-15).log() + (1 - kept) * (1 - kept + 1e-15).log())
+                loss = loss + size_weight * kept.sum() + entropy_weight * entropy.mean()
             optimizer.zero_grad()
             loss.backward()
+            if reaches is None:
+                reaches = theta.grad != 0.0
             optimizer.step()
-        return Explanation(theta.detach().sigmoid(), None, instance.target, instance.label)
+        return Explanation(theta.detach().sigmoid() * reaches, None, instance.target, instance.label)
 
     return explain

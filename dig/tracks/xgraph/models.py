@@ -32,14 +32,18 @@ class GCNNodeClassifier(nn.Module):
         self.head = nn.Linear(hidden * layers, num_classes)
         self.num_layers = layers
 
-    def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None, batch: Tensor | None = None) -> Tensor:
+    def embed(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """[N, hidden * layers]: every layer's node embedding, concatenated (what the head reads)."""
         outputs = []
         for k, conv in enumerate(self.convs):
             x = nn.functional.normalize(conv(x, graph, edge_weight), p=2.0, dim=-1)
             if k < self.num_layers - 1:
                 x = torch.relu(x)
             outputs.append(x)
-        return self.head(torch.cat(outputs, dim=-1))
+        return torch.cat(outputs, dim=-1)
+
+    def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None, batch: Tensor | None = None) -> Tensor:
+        return self.head(self.embed(x, graph, edge_weight))
 
 
 class GINGraphClassifier(nn.Module):
@@ -51,17 +55,24 @@ class GINGraphClassifier(nn.Module):
             for k in range(layers)
         )
         self.head = nn.Sequential(nn.Linear(2 * hidden * layers, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
-        self.num_layers = layers
+        self.num_layers, self.hidden = layers, hidden
+
+    def embed(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """[N, hidden * layers]: every layer's node embedding, concatenated."""
+        outputs = []
+        for conv in self.convs:
+            x = torch.relu(conv(x, graph, edge_weight))
+            outputs.append(x)
+        return torch.cat(outputs, dim=-1)
 
     def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None, batch: Tensor | None = None) -> Tensor:
         if batch is None:
             batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
         graphs = int(batch.max()) + 1 if batch.numel() else 0
         pooled = []
-        for conv in self.convs:
-            x = torch.relu(conv(x, graph, edge_weight))
-            pooled.append(scatter(x, batch, graphs, reduce="sum"))
-            pooled.append(scatter(x, batch, graphs, reduce="max"))
+        for layer in self.embed(x, graph, edge_weight).split(self.hidden, dim=-1):
+            pooled.append(scatter(layer, batch, graphs, reduce="sum"))
+            pooled.append(scatter(layer, batch, graphs, reduce="max"))
         return self.head(torch.cat(pooled, dim=-1))
 
 

@@ -14,6 +14,7 @@ from dig.tracks.xgraph.explainers import (
     build_saliency,
 )
 from dig.tracks.xgraph.molecules import nci_nitro
+from dig.tracks.xgraph.pgexplainer import build_pgexplainer
 from dig.tracks.xgraph.subgraphx import build_subgraphx
 from dig.tracks.xgraph.synthetic import ba_2motifs, ba_community, ba_shapes, tree_cycles, tree_grid
 from dig.tracks.xgraph.track import XGraphTrack
@@ -52,5 +53,9 @@ def dig_register(registry: Registry) -> None:
     registry.add_explainer("gnnexplainer", build_gnnexplainer, track="xgraph",
                            hparams={"smoke": {"epochs": 20}, "default": {"epochs": 100}}, relative_cost=5.0,
                            summary="GNNExplainer: learned soft edge mask with size and entropy penalties (Ying 2019)")
+    registry.add_explainer("pgexplainer", build_pgexplainer, track="xgraph",
+                           hparams={"smoke": {"epochs": 5}, "default": {"epochs": 30}}, relative_cost=2.0,
+                           summary="PGExplainer: an MLP on node embeddings gives every edge's mask, fitted on "
+                                   "training instances (Luo et al. 2020)")
     registry.add_explainer("subgraphx", build_subgraphx, track="xgraph", hparams=SUBGRAPHX_HPARAMS, relative_cost=50.0,
                            summary="SubgraphX: MCTS over connected subgraphs scored by L-Shapley (Yuan et al. 2021)")

@@ -6,8 +6,12 @@ explainers that return one ``Explanation`` shape.
   ``graph`` a ``dig.ops.CSRGraph``, ``edge_weight`` [E] multiplies every edge's message (1 = the edge is
   there, 0 = removed), ``batch`` [N] the graph of each node for graph classification ([G, C] logits), None
   for node classification ([N, C] logits). ``dig.nn``'s GCN and GIN layers take that ``edge_weight``.
+  Optionally ``embed(x, graph, edge_weight=None) -> [N, D]`` node embeddings (parametrised explainers such as
+  PGExplainer need them and say so when a model lacks it).
 - An explainer is registered as kind ``explainer`` with a factory ``build(**hparams)`` returning a callable
-  ``explain(model, instance: Instance, seed: int) -> Explanation``.
+  ``explain(model, instance: Instance, seed: int) -> Explanation``. An explainer that learns across instances
+  (PGExplainer) also has ``fit(model, instances, seed)``, which the track calls once per job with instances
+  built from the TRAINING split (never the explained test items).
 - Evaluators are pure functions of the model's probabilities and the explanation (``evaluators.py``).
 """
 
