@@ -11,6 +11,7 @@ from dig.tracks.xgraph.evaluators import characterization, explanation_metrics, 
 from dig.tracks.xgraph.explainers import (
     build_degree,
     build_gnnexplainer,
+    build_gradcam,
     build_integrated_gradients,
     build_random,
     build_saliency,
@@ -178,12 +179,13 @@ def test_every_explainer_returns_masks_of_the_instance_size(task):
         pgexplainer(model, instance, 0)
     pgexplainer.fit(model, instances, seed=0)
     explainers = [build_random(), build_degree(), build_saliency(), build_integrated_gradients(steps=4),
-                  build_gnnexplainer(epochs=5), SubgraphX(rollouts=1, samples=4, expand_nodes=3), pgexplainer]
+                  build_gnnexplainer(epochs=5), SubgraphX(rollouts=1, samples=4, expand_nodes=3), pgexplainer,
+                  build_gradcam()]
     for explainer in explainers:
         explanation = explainer(model, instance, 0)
         check_explanation(explanation, instance, type(explainer).__name__)
         assert explanation.edge_scores(instance).shape == (instance.num_edges,)
-        if task == "node" and explanation.node_mask is not None:
+        if task == "node" and isinstance(explainer, SubgraphX):
             assert explanation.node_mask[instance.target] == 1.0  # SubgraphX keeps the explained node
     again = build_gnnexplainer(epochs=5)(model, instance, 0)
     torch.testing.assert_close(again.edge_mask, explainers[4](model, instance, 0).edge_mask)  # deterministic
@@ -228,3 +230,19 @@ def test_xgraph_bench_through_the_cli(tmp_path):
         assert {"gt_edge_auc_pct", "fidelity_plus_s70_prob", "characterization_s70_score", "gnn_accuracy_pct"} <= names
     unknown = run_dig("bench", "--track", "xgraph", "--models", "subgraphy", "--budget", "smoke", "--out", str(tmp_path))
     assert unknown.returncode == 2 and "subgraphx" in unknown.stderr  # the close match is named
+
+
+def test_gradient_attributions_through_captum_match_their_definitions():
+    from dig.tracks.xgraph.explainers import class_probability
+
+    model, instance = _graph_instance()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    weight = torch.ones(instance.num_edges, requires_grad=True)
+    (grad,) = torch.autograd.grad(class_probability(model, instance, weight), weight)
+    torch.testing.assert_close(build_saliency()(model, instance, 0).edge_mask, grad.abs())
+    # completeness (Sundararajan et al. 2017): the attributions sum to p_c(full graph) - p_c(empty graph)
+    attribution = build_integrated_gradients(steps=64)(model, instance, 0).edge_mask
+    gap = class_probability(model, instance, torch.ones(instance.num_edges)) - class_probability(
+        model, instance, torch.zeros(instance.num_edges))
+    assert float(attribution.sum()) == pytest.approx(float(gap), abs=1e-3)

@@ -9,6 +9,7 @@ from dig.tracks.xgraph.datasets import ExplainDataset
 from dig.tracks.xgraph.explainers import (
     build_degree,
     build_gnnexplainer,
+    build_gradcam,
     build_integrated_gradients,
     build_random,
     build_saliency,
@@ -46,10 +47,12 @@ def dig_register(registry: Registry) -> None:
                          track="xgraph", summary="MUTAG from its TU files (dig data prepare mutag --from FOLDER)")
     registry.add_explainer("random", build_random, track="xgraph", summary="Baseline: uniform random edge scores")
     registry.add_explainer("degree", build_degree, track="xgraph", summary="Baseline: deg(u) + deg(v), no model")
-    registry.add_explainer("saliency", build_saliency, track="xgraph", summary="|d p_c / d edge weight| (gradient)")
+    registry.add_explainer("saliency", build_saliency, track="xgraph", summary="|d p_c / d edge weight| (captum Saliency)")
+    registry.add_explainer("gradcam", build_gradcam, track="xgraph",
+                           summary="Grad-CAM on the last convolution's node features (Pope et al. 2019)")
     registry.add_explainer("integrated-gradients", build_integrated_gradients, track="xgraph",
                            hparams={"smoke": {"steps": 8}, "default": {"steps": 50}},
-                           summary="Integrated gradients on edge weights from the empty graph (Sundararajan 2017)")
+                           summary="Integrated gradients on edge weights from the empty graph, captum (Sundararajan 2017)")
     registry.add_explainer("gnnexplainer", build_gnnexplainer, track="xgraph",
                            hparams={"smoke": {"epochs": 20}, "default": {"epochs": 100}}, relative_cost=5.0,
                            summary="GNNExplainer: learned soft edge mask with size and entropy penalties (Ying 2019)")
