@@ -246,3 +246,42 @@ def test_gradient_attributions_through_captum_match_their_definitions():
     gap = class_probability(model, instance, torch.ones(instance.num_edges)) - class_probability(
         model, instance, torch.zeros(instance.num_edges))
     assert float(attribution.sum()) == pytest.approx(float(gap), abs=1e-3)
+
+
+BROKEN_EXPLAINERS = """
+import torch
+from dig.plugins import hookimpl
+from dig.tracks.xgraph.protocol import Explanation
+
+def raising():
+    def explain(model, instance, seed):
+        raise RuntimeError("this explainer always fails")
+    return explain
+
+def wrong_size():
+    def explain(model, instance, seed):
+        return Explanation(torch.ones(instance.num_edges + 1), None, instance.target, instance.label)
+    return explain
+
+@hookimpl
+def dig_register(registry):
+    registry.add_explainer("raising", raising, track="xgraph", summary="raises")
+    registry.add_explainer("wrong-size", wrong_size, track="xgraph", summary="a mask one edge too long")
+"""
+
+
+def test_a_broken_explainer_plugin_fails_only_its_own_jobs(tmp_path):
+    import csv
+
+    from conftest import make_plugin_dist, run_dig
+
+    site = make_plugin_dist(tmp_path / "site", "broken-explainers", "broken", "broken_explainers", BROKEN_EXPLAINERS)
+    out = run_dig("bench", "--track", "xgraph", "--datasets", "ba-2motifs", "--models", "raising,wrong-size,degree",
+                  "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path / "out"), extra_path=site)
+    assert out.returncode != 0  # failures are reported in the exit status
+    with open(tmp_path / "out" / "xgraph.csv", newline="") as handle:
+        status = {(r["model"], r["status"], r["reason"]) for r in csv.DictReader(handle)}
+    reasons = {model: reason for model, state, reason in status if state == "failed"}
+    assert "this explainer always fails" in reasons["raising"]
+    assert "returned edge_mask of shape" in reasons["wrong-size"] and "degree" not in reasons
+    assert any(model == "degree" and state == "ok" for model, state, _ in status)
