@@ -31,7 +31,7 @@ def test_subgraphx_batched_vs_one_coalition_per_pass(compare):
     data = ba_2motifs(0, graphs=4)
     model = _frozen(build_gin(10, 2))
     (instance,) = build_instances(data, np.array([1]), model)
-    settings = dict(rollouts=2, samples=20, expand_nodes=14)
+    settings = dict(rollouts=1, samples=10, expand_nodes=6)
     batched, single = SubgraphX(**settings), SubgraphX(**settings)
     torch.testing.assert_close(batched(model, instance, 0).node_mask, single(model, instance, 0, batched=False).node_mask)
     compare(lambda: batched(model, instance, 0), lambda: single(model, instance, 0, batched=False), rounds=3,
