@@ -20,7 +20,7 @@ from dig.tracks.xgraph.models import build_gcn, build_gin
 from dig.tracks.xgraph.molecules import nci_nitro, read_tu
 from dig.tracks.xgraph.pgexplainer import build_pgexplainer
 from dig.tracks.xgraph.protocol import Explanation, Instance, check_explanation
-from dig.tracks.xgraph.subgraphx import SubgraphX, exact_shapley, shapley_masks
+from dig.tracks.xgraph.subgraphx import SubgraphX, coalition_values, exact_shapley, shapley_masks
 from dig.tracks.xgraph.synthetic import ba_2motifs, ba_shapes, tree_cycles, tree_grid
 from dig.tracks.xgraph.track import build_instances
 
@@ -158,6 +158,32 @@ def test_subgraphx_batches_every_coalition_of_an_expansion_into_one_pass():
     torch.testing.assert_close(a.node_mask, b.node_mask)
     assert 0 < batched.forward_passes * 6 * 2 <= single.forward_passes
     assert 1 <= int(a.node_mask.sum()) <= 4
+
+
+@pytest.mark.parametrize("task", ["node", "graph"])
+def test_subgraphx_coalition_values_equal_the_split_graph_one_at_a_time(task):
+    """The batched copies hold only kept nodes and their edges; each value must equal the model on the
+    instance itself with the other nodes' features zeroed and their edges removed (DIG's zero filling +
+    split), computed one coalition at a time."""
+    if task == "node":
+        data = tree_cycles(0)
+        torch.manual_seed(0)
+        model = build_gcn(10, 2).eval()
+        instance = build_instances(data, np.array([600]), model)[0]
+    else:
+        model, instance = _graph_instance()
+    keep = torch.from_numpy(np.random.RandomState(0).rand(12, instance.num_nodes) < 0.5)
+    keep[0] = True
+    keep[1] = False
+    with torch.no_grad():
+        batched = coalition_values(model, instance, keep)
+        for row, kept in enumerate(keep):
+            src, dst = instance.edge_index
+            edges = instance.edge_index[:, kept[src] & kept[dst]]
+            graph, _ = CSRGraph.from_edge_index(edges, instance.num_nodes)
+            logits = model(instance.x * kept.unsqueeze(-1), graph, None, instance.batch())
+            logits = logits[instance.target] if instance.target is not None else logits[0]
+            assert batched[row] == pytest.approx(float(torch.softmax(logits, -1)[instance.label]), abs=1e-6)
 
 
 @pytest.mark.parametrize("task", ["node", "graph"])

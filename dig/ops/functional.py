@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from dig.ops._ops import aggregate_op, edge_softmax_op, segment_op
+from dig.ops._torch import stable_sort
 from dig.ops.graph import CSRGraph
 
 REDUCTIONS = ("sum", "mean", "max", "min")
@@ -118,10 +119,10 @@ def scatter(src: Tensor, index: Tensor, num_segments: int, reduce: str = "sum") 
         raise ValueError(f"index must be a 1-D integer tensor of length {src.size(0)}, got {list(index.shape)}")
     if not torch.compiler.is_compiling() and index.numel() and (int(index.min()) < 0 or int(index.max()) >= num_segments):
         raise IndexError(f"index values must lie in [0, {num_segments}), got [{int(index.min())}, {int(index.max())}]")
-    order = torch.sort(index, stable=True)
+    values, perm = stable_sort(index, num_segments)
     ptr = torch.zeros(num_segments + 1, dtype=torch.long, device=src.device)
-    ptr[1:] = torch.bincount(order.values, minlength=num_segments).cumsum(0)
-    return segment(src.index_select(0, order.indices), ptr, reduce)
+    ptr[1:] = torch.bincount(values, minlength=num_segments).cumsum(0)
+    return segment(src.index_select(0, perm), ptr, reduce)
 
 
 def edge_softmax(graph: CSRGraph, scores: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from dig.ops._torch import edge_rows, transpose
+from dig.ops._torch import edge_rows, stable_sort, transpose
 
 
 def _check_index(name: str, index: Tensor, upper: int) -> None:
@@ -69,7 +69,7 @@ class CSRGraph:
         if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):  # already grouped by destination: no sort
             dst_sorted, perm = dst, torch.arange(dst.numel(), device=dst.device)
         else:
-            dst_sorted, perm = torch.sort(dst, stable=True)
+            dst_sorted, perm = stable_sort(dst, num_dst)
         rowptr = torch.zeros(num_dst + 1, dtype=torch.long, device=edge_index.device)
         rowptr[1:] = torch.bincount(dst_sorted, minlength=num_dst).cumsum(0)
         graph = cls(rowptr, src.long()[perm].contiguous(), num_nodes)

@@ -31,19 +31,32 @@ from dig.tracks.xgraph.protocol import Explanation, Instance
 
 
 def coalition_values(model: nn.Module, instance: Instance, keep: Tensor) -> Tensor:
-    """v for every row of ``keep`` [B, n] (bool): p_c with only the kept nodes taking part; one forward pass over
-    B copies of the instance."""
+    """v for every row of ``keep`` [B, n] (bool): p_c with only the kept nodes taking part, in one forward pass
+    over B copies of the instance.
+
+    A copy holds the kept nodes' features and only the edges between kept nodes (DIG's zero filling and
+    split); the others keep zero features and no edge. Absent edges are left out of the batch, not given
+    weight 0, so that a model normalising by degree sees the split graph too. For a node the copy holds only
+    the kept nodes and the target (with zero features when it is not kept): nothing else can reach it. For a
+    graph every node stays (the readout pools over all of them)."""
     copies, n = keep.shape
     src, dst = instance.edge_index
-    offsets = (torch.arange(copies) * n).repeat_interleave(instance.num_edges)
-    edge_index = torch.stack([src.repeat(copies) + offsets, dst.repeat(copies) + offsets])
-    weight = (keep[:, src] & keep[:, dst]).reshape(-1).to(instance.x.dtype)
-    graph, perm = CSRGraph.from_edge_index(edge_index, copies * n)
-    x = (instance.x.unsqueeze(0) * keep.unsqueeze(-1).to(instance.x.dtype)).reshape(copies * n, -1)
     if instance.target is not None:
-        logits = model(x, graph, weight[perm], None)[torch.arange(copies) * n + instance.target]
+        present = keep.clone()
+        present[:, instance.target] = True
     else:
-        logits = model(x, graph, weight[perm], torch.arange(copies).repeat_interleave(n))
+        present = torch.ones_like(keep)
+    copy_of, node_of = present.nonzero(as_tuple=True)  # row-major: copies in order, nodes ascending within one
+    local = torch.full((copies, n), -1, dtype=torch.long)
+    local[copy_of, node_of] = torch.arange(copy_of.numel())
+    edge_copy, edge_id = (keep[:, src] & keep[:, dst]).nonzero(as_tuple=True)
+    edge_index = torch.stack([local[edge_copy, src[edge_id]], local[edge_copy, dst[edge_id]]])
+    graph, _ = CSRGraph.from_edge_index(edge_index, copy_of.numel())  # already grouped by destination: no sort
+    x = instance.x[node_of] * keep[copy_of, node_of].unsqueeze(-1).to(instance.x.dtype)
+    if instance.target is not None:
+        logits = model(x, graph, None, None)[local[:, instance.target]]
+    else:
+        logits = model(x, graph, None, copy_of)
     return torch.softmax(logits, dim=-1)[:, instance.label]
 
 
@@ -57,18 +70,20 @@ def neighbourhood(adjacency: list[list[int]], nodes: set[int], hops: int) -> set
 
 def shapley_masks(subgraph: frozenset[int], adjacency: list[list[int]], hops: int, samples: int,
                   rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """[samples, n] keep masks with and without ``subgraph`` for the Monte-Carlo L-Shapley estimate."""
+    """[samples, n] keep masks with and without ``subgraph`` for the Monte-Carlo L-Shapley estimate.
+
+    A random order of the players and S is drawn as one uniform key per player and one for S: the players
+    before S are those with a smaller key (all orders equally likely, without a Python loop per sample)."""
     n = len(adjacency)
-    region = neighbourhood(adjacency, set(subgraph), hops)
-    players = np.array(sorted(region - subgraph), dtype=np.int64)
+    region = np.array(sorted(neighbourhood(adjacency, set(subgraph), hops)), dtype=np.int64)
+    members = np.array(sorted(subgraph), dtype=np.int64)
+    players = np.setdiff1d(region, members, assume_unique=True)
+    keys = rng.rand(samples, len(players) + 1)
     without = np.ones((samples, n), dtype=bool)
-    without[:, sorted(region)] = False
-    for row in range(samples):
-        order = rng.permutation(len(players) + 1)
-        position = int(np.flatnonzero(order == len(players))[0])  # where S falls in the random order
-        without[row, players[order[:position]]] = True
+    without[:, region] = False
+    without[:, players] = keys[:, :-1] < keys[:, -1:]
     with_s = without.copy()
-    with_s[:, sorted(subgraph)] = True
+    with_s[:, members] = True
     return with_s, without
 
 
