@@ -101,7 +101,10 @@ class Registry:
         return self.add("evaluator", name, obj, track=track, summary=summary, **meta)
 
     def add_explainer(self, name: str, obj: Any, *, track: str, summary: str, **meta: Any) -> Entry:
-        """Register an explainer (explainability track)."""
+        """Register an explainer (explainability track). Options (``meta``): ``hparams={budget: {...}}``, keyword
+        arguments of the factory per budget; ``relative_cost``: its time per instance relative to the others
+        (job ordering); ``max_instances={budget: k}``: explain a fixed random sample of k of the test items
+        (stated in every record's config) when every item would take too long."""
         return self.add("explainer", name, obj, track=track, summary=summary, **meta)
 
     def entries(self, kind: str | None = None, track: str | None = None) -> list[Entry]:

@@ -135,6 +135,23 @@ def test_explanation_hard_keeps_the_top_edges_and_bad_masks_are_named():
         check_explanation(Explanation(torch.ones(3), None, None, 0), instance, "broken")
 
 
+def test_an_instance_cap_explains_a_fixed_sample_of_the_same_items():
+    from dig.plugins import load_plugins
+    from dig.tracks.xgraph.track import explained_items
+
+    items = np.arange(100, 160)
+    sample = explained_items(items, 5)
+    assert len(sample) == 5 and set(sample) <= set(items) and (np.diff(sample) > 0).all()
+    np.testing.assert_array_equal(sample, explained_items(items, 5))
+    assert explained_items(items, None) is items and explained_items(items, 600) is items
+    registry = load_plugins().registry
+    track = registry.get("track", "xgraph").obj
+    dataset = registry.get("dataset", "tree-cycles", track="xgraph")
+    capped = track.job_config(dataset, registry.get("explainer", "subgraphx", track="xgraph"), "default", {})
+    full = track.job_config(dataset, registry.get("explainer", "saliency", track="xgraph"), "default", {})
+    assert capped["instances"] == 5 < full["instances"] and capped["max_instances"] == 5
+
+
 def test_subgraphx_shapley_estimate_matches_the_exact_value():
     """Monte-Carlo L-Shapley of a subgraph (one player among its L-hop neighbours) against enumeration."""
     model, instance = _graph_instance()
