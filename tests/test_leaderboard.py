@@ -217,3 +217,21 @@ def test_published_tables_say_what_they_are(tmp_path):
     caption = "undertrained, so read the ranking under this budget, never against published numbers; epochs: mean 0, schnet 5."
     assert caption in (tmp_path / "README.md").read_text()
     assert caption in (tmp_path / "index.html").read_text()
+
+
+def test_publish_draws_metrics_measured_along_a_sweep_as_curves(tmp_path):
+    """fidelity_plus_s50_prob .. s90 (one metric per sparsity) become one line chart with a line per explainer;
+    a metric at a single sparsity stays a bar chart."""
+    rows = [_row(model, seed, f"fidelity_plus_s{x}_prob", value + x / 100, hib=True)
+            for model, value in (("saliency", 0.1), ("random", 0.0)) for seed in range(2) for x in (50, 70, 90)]
+    rows += [_row("saliency", seed, "characterization_s70_score", 0.5, hib=True) for seed in range(2)]
+    _write(tmp_path / "xgraph.csv", rows)
+    publish(tmp_path)
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<svg") == 2 and page.count("<polyline") == 2
+    assert "fidelity_plus_prob against sparsity" in page and "90%" in page
+    from dig.leaderboard.publish import curve_families
+
+    assert curve_families(["fidelity_plus_s50_prob", "fidelity_plus_s90_prob", "characterization_s70_score",
+                           "gt_edge_auc_pct"]) == {"fidelity_plus_prob": [(50, "fidelity_plus_s50_prob"),
+                                                                          (90, "fidelity_plus_s90_prob")]}

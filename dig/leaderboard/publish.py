@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -130,6 +131,53 @@ def _svg_bars(aggs: list[Aggregate], metric: str) -> str:
     return "\n".join(out)
 
 
+CURVE_METRIC = re.compile(r"^(?P<family>.+)_s(?P<x>\d+)_(?P<unit>[^_]+)$")  # fidelity_plus_s70_prob: x = 70
+
+
+def curve_families(metrics: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """Metrics measured along a sweep (``<family>_s<x>_<unit>``, e.g. fidelity at sparsity 50..90 %) grouped per
+    family, with their x values ascending; families with fewer than two points are left out."""
+    families: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for metric in metrics:
+        if match := CURVE_METRIC.match(metric):
+            families[f"{match['family']}_{match['unit']}"].append((int(match["x"]), metric))
+    return {name: sorted(points) for name, points in families.items() if len(points) >= 2}
+
+
+CURVE_COLOURS = ("#4a78b5", "#d1603d", "#3a9a5b", "#8e5bb5", "#c9a227", "#5bb5b0", "#b55b8e", "#7a7a7a", "#2f2f8f", "#8f2f2f")
+
+
+def _svg_curves(aggs: list[Aggregate], family: str, points: list[tuple[int, str]]) -> str:
+    """One line per model: the family's mean over seeds against x (sparsity in %)."""
+    by_key = {(a.label, a.metric): a.mean for a in aggs}
+    labels = sorted({a.label for a in aggs if any(a.metric == m for _, m in points)})
+    values = [v for label in labels for _, m in points if (v := by_key.get((label, m))) is not None]
+    low, high = min(values + [0.0]), max(values + [1e-12])
+    width, height, left, bottom, legend = 560, 220, 40, 30, 150
+    xs = [x for x, _ in points]
+
+    def px(x: float) -> float:
+        return left + (x - xs[0]) / max(xs[-1] - xs[0], 1) * (width - left - legend - 10)
+
+    def py(v: float) -> float:
+        return 10 + (high - v) / max(high - low, 1e-12) * (height - bottom - 10)
+
+    out = [f'<svg width="{width}" height="{height}" font-size="11">',
+           f'<line x1="{left}" y1="{py(low):.1f}" x2="{px(xs[-1]):.1f}" y2="{py(low):.1f}" stroke="#999"/>',
+           f'<line x1="{left}" y1="10" x2="{left}" y2="{py(low):.1f}" stroke="#999"/>',
+           f'<text x="2" y="14">{high:.3g}</text><text x="2" y="{py(low):.1f}">{low:.3g}</text>']
+    out += [f'<text x="{px(x) - 8:.1f}" y="{height - 12}">{x}%</text>' for x in xs]
+    for k, label in enumerate(labels):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        line = [(px(x), py(by_key[(label, m)])) for x, m in points if (label, m) in by_key]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in line)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{width - legend + 4}" y="{16 + 14 * k}" fill="{colour}">{html.escape(label)}</text>')
+    out.append(f'<text x="{left}" y="{height - 1}" fill="#666">{html.escape(family)} against sparsity (mean over seeds)</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None,
               epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None,
               model_info: list[tuple[str, str, str, tuple[str, ...]]] | None = None) -> str:
@@ -148,8 +196,13 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
             cells = "".join(f"<td>{html.escape(_cell(by_key.get((model, m))))}</td>" for m in metrics)
             body.append(f"<tr><td>{html.escape(model)}</td><td>{html.escape(plugin)}</td>{cells}</tr>")
         body.append("</table>")
+        families = curve_families(metrics)
+        on_curves = {m for points in families.values() for _, m in points}
+        for family, points in families.items():
+            body.append(f"<h3>{html.escape(family)}</h3>{_svg_curves(aggs, family, points)}")
         for metric in metrics:
-            body.append(f"<h3>{html.escape(metric)}</h3>{_svg_bars(aggs, metric)}")
+            if metric not in on_curves:
+                body.append(f"<h3>{html.escape(metric)}</h3>{_svg_bars(aggs, metric)}")
     if model_info:
         body.append("<h2>Models and their departures from the published code</h2><ul>")
         for name, plugin, summary, departures in model_info:
