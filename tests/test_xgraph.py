@@ -110,6 +110,32 @@ def test_roc_auc_and_characterization_on_hand_computed_cases():
     assert out["characterization_s70_score"] == pytest.approx(characterization(0.55, 0.05))
 
 
+def test_metrics_equal_pygs_where_the_definitions_are_the_same():
+    """characterization and the fidelity curve AUC against torch_geometric.explain.metric on the same inputs;
+    the ground-truth AUC against the pairwise definition (PyG's needs torchmetrics, not installed here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch_geometric.explain.metric import characterization_score
+        from torch_geometric.explain.metric import fidelity_curve_auc as pyg_curve_auc
+
+    from dig.tracks.xgraph.evaluators import fidelity_curve_auc
+
+    rng = np.random.RandomState(0)
+    for _ in range(20):
+        plus, minus = rng.uniform(0.01, 0.99, 5), rng.uniform(-0.5, 0.99, 5)
+        x = np.sort(rng.uniform(0, 1, 5))
+        assert characterization(plus[0], minus[0]) == pytest.approx(
+            float(characterization_score(torch.tensor(plus[0]), torch.tensor(minus[0]))), rel=1e-12)
+        assert fidelity_curve_auc(plus, minus, x) == pytest.approx(
+            float(pyg_curve_auc(torch.tensor(plus), torch.tensor(minus), torch.tensor(x))), rel=1e-9)
+        scores, truth = rng.randint(0, 4, 12).astype(float), rng.rand(12) < 0.4
+        truth[:2] = [True, False]
+        pairs = [(p > n) + 0.5 * (p == n) for p in scores[truth] for n in scores[~truth]]
+        assert roc_auc(scores, truth) == pytest.approx(np.mean(pairs), rel=1e-12)
+
+
 def _graph_instance(model_seed=0):
     """A 7-node graph (a triangle and a path) for a small random GIN."""
     edges = torch.tensor([[0, 1], [1, 2], [2, 0], [2, 3], [3, 4], [4, 5], [5, 6]]).T

@@ -6,6 +6,8 @@ For an explanation of class c with hard edge set H at sparsity s (``Explanation.
 - fidelity- = p(G) - p(G with only H's edges)      (lower: H sufficient)
 - characterization = (w+ + w-) / (w+ / fid+ + w- / (1 - fid-)), w+ = w- = 0.5 (Amara et al., LoG 2022, as
   PyG's ``characterization_score``), from the mean fidelities; 0 when fid+ <= 0 or fid- >= 1.
+- fidelity curve AUC = trapezoidal area under fid+(s) / (1 - fid-(s)) over the sparsities s (GraphFramEx,
+  Amiri et al. 2022, as PyG's ``fidelity_curve_auc``; x in [0, 1]), 0 where some fid- >= 1.
 - ground-truth AUC: ROC-AUC of the soft edge scores against the ground-truth edges (Ying et al. 2019),
   ties counted half, over the instance's edges; instances whose edges are all or none in the truth are skipped.
 """
@@ -38,6 +40,15 @@ def characterization(fidelity_plus: float, fidelity_minus: float, pos_weight: fl
     return (pos_weight + neg_weight) / (pos_weight / fidelity_plus + neg_weight / (1.0 - fidelity_minus))
 
 
+def fidelity_curve_auc(fidelity_plus: Sequence[float], fidelity_minus: Sequence[float], x: Sequence[float]) -> float:
+    """Trapezoidal area under fid+ / (1 - fid-) against ``x`` (ascending)."""
+    minus = np.asarray(fidelity_minus, dtype=np.float64)
+    if (minus >= 1).any():
+        return 0.0
+    y = np.asarray(fidelity_plus, dtype=np.float64) / (1.0 - minus)
+    return float(np.trapezoid(y, np.asarray(x, dtype=np.float64)))
+
+
 def explanation_metrics(full: Sequence[float], without: Sequence[Sequence[float]], only: Sequence[Sequence[float]],
                         aucs: Sequence[float], sparsities: Sequence[float] = SPARSITIES) -> dict[str, float]:
     """Means over instances. ``full`` [I]: p(G); ``without`` / ``only`` [I, S]: p with H removed / alone at each
@@ -54,4 +65,5 @@ def explanation_metrics(full: Sequence[float], without: Sequence[Sequence[float]
         out[f"fidelity_minus_{tag}_prob"] = float(minus[k])
         if abs(sparsity - REPORTED_SPARSITY) < 1e-9:
             out[f"characterization_{tag}_score"] = characterization(float(plus[k]), float(minus[k]))
+    out["fidelity_curve_auc_score"] = fidelity_curve_auc(plus, minus, sparsities)
     return out
