@@ -12,7 +12,6 @@ smaller budgets take fixed prefixes of those three blocks.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dig.data import load_or_build, permuted_split, read_npz, save_cached_arrays
+from dig.data.qm9pack import NUM_MOLECULES, QM9PACK_SHA256, qm9pack_files, verify_qm9pack_file
 from dig.errors import DataError
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, Molecules, TargetSpec
 from dig.tracks.threed.validate import check_frames
@@ -60,12 +60,6 @@ _QM9PACK_COLUMNS = {
     "G": ("GibbsFreeEnergy_298K_au", HARTREE_TO_EV),
     "Cv": ("Heatcapacity_Cv_cal_mol_K", 1.0),
 }
-QM9PACK_SHA256 = {
-    "qm9_part1.csv": "19f0a5d595462d52cd82eef3370f3e9eb55a1f52cb14985657200349568deff3",
-    "qm9_part2.csv": "2bca113fdc0b28a13563c80ed9b240e934f3da6c64c64fe74ddb4f0f36036e61",
-    "qm9_part3.csv": "9c5efb5733d2af149db8d95d36ff198b4ffed12d9f7b344220a1e5877d5c6a43",
-}
-NUM_MOLECULES = 130_831
 ELEMENTS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
 
 # Energies of the isolated atoms at the same level of theory (QM9's atomref table, Hartree), per element
@@ -106,13 +100,10 @@ def _floats(text: str) -> np.ndarray:
 
 def read_qm9pack_csv(paths: Sequence[Path], verify: bool = True) -> dict[str, np.ndarray]:
     """Parse qm9pack's CSV files (one molecule per row, geometry as a JSON-like list) into arrays."""
-    from dig.io import sha256_file
-
     z_parts, pos_parts, sizes, ids, ys = [], [], [], [], []
     for path in paths:
-        expected = QM9PACK_SHA256.get(path.name)
-        if verify and expected and sha256_file(path) != expected:
-            raise DataError(f"{path} does not match the known qm9pack checksum; reinstall qm9pack==1.0.3")
+        if verify:
+            verify_qm9pack_file(path)
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             needed = {"Index", "Elements", "XYZ_Ang", "N_atoms", *(c for c, _ in _QM9PACK_COLUMNS.values())}
@@ -161,19 +152,6 @@ def read_dimenet_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     ptr[1:] = np.cumsum(sizes)
     check_frames(z, pos, ptr, {"R": pos, **{name: arrays[name] for name in TARGET_NAMES}}, str(path), z_name="Z")
     return {"z": z.astype(np.int8), "pos": pos.astype(np.float32), "ptr": ptr, "y": y, "ids": ids}
-
-
-def qm9pack_files() -> list[Path]:
-    """The CSVs inside the installed qm9pack package, found without importing it (its import is broken)."""
-    spec = importlib.util.find_spec("qm9pack")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the qm9pack package is not installed: pip install qm9pack (it ships the QM9 CSVs)")
-    root = Path(next(iter(spec.submodule_search_locations))) / "data"
-    files = [root / name for name in sorted(QM9PACK_SHA256)]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        raise DataError(f"qm9pack is installed but lacks {missing}; reinstall it: pip install --force-reinstall qm9pack")
-    return files
 
 
 class QM9:
