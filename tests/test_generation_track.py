@@ -34,7 +34,7 @@ def test_train_sampler_draws_training_molecules_deterministically():
 
 def test_generation_bench_through_the_cli(tmp_path):
     site = make_plugin_dist(tmp_path / "site", "garbage-generator", "garbage", "garbage_generator", INVALID_GENERATOR)
-    out = run_dig("bench", "--track", "generation", "--datasets", "qm9", "--models", "train-sampler,garbage",
+    out = run_dig("bench", "--track", "generation", "--datasets", "qm9-smiles", "--models", "train-sampler,garbage",
                   "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path / "out"), extra_path=site,
                   timeout=600)
     assert out.returncode == 0, out.stderr

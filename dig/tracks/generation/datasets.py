@@ -1,6 +1,6 @@
 """Registered datasets of the generation track, offline.
 
-- ``qm9``: the SMILES of all 130,831 QM9 molecules (≤ 9 heavy atoms C, N, O, F) from qm9pack, canonical and
+- ``qm9-smiles``: the SMILES of all 130,831 QM9 molecules (≤ 9 heavy atoms C, N, O, F) from qm9pack, canonical and
   non-isomeric, split by a permutation with seed 42 into 90 % train, 5 % valid, 5 % test; the test side is
   a reference computed from the test SMILES (ChemNet statistics, fingerprints, fragments, scaffolds; cached).
 - ``moses``: MOSES's own train / test / test_scaffolds (Polykovskiy et al. 2020); its SMILES are already
@@ -79,7 +79,7 @@ def _vocabulary(arrays: Mapping[str, np.ndarray]) -> tuple[AtomVocabulary, int]:
 
 
 class QM9Smiles:
-    name = "qm9"
+    name = "qm9-smiles"
     cache_name = "generation-qm9-smiles-v1"
 
     def __init__(self) -> None:

@@ -14,7 +14,7 @@ from dig.tracks.generation.track import GenerationTrack
 def dig_register(registry: Registry) -> None:
     registry.add_track("generation", GenerationTrack(),
                        summary="Molecule generation: validity, uniqueness, novelty and MOSES's distribution metrics")
-    registry.add_dataset("qm9", QM9Smiles(), track="generation", evaluator="moses",
+    registry.add_dataset("qm9-smiles", QM9Smiles(), track="generation", evaluator="moses",
                          summary="QM9's 130,831 SMILES (≤ 9 heavy atoms, qm9pack), 90 / 5 / 5 % split")
     registry.add_dataset("moses", MosesSmiles(), track="generation", evaluator="moses",
                          summary="MOSES train / test / test_scaffolds (molsets wheel files, never imported)")

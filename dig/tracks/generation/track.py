@@ -25,7 +25,7 @@ LOWER_IS_BETTER = ("fcd_",)
 class GenerationTrack:
     name = "generation"
     method_kind = "model"
-    default_datasets = ("qm9", "moses")
+    default_datasets = ("qm9-smiles", "moses")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         dataset.obj.load(budget)
