@@ -119,21 +119,26 @@ class ParseReport:
         return f"{source}: {self.failed} of {self.total} SMILES could not be parsed by RDKit (first: {shown})"
 
 
-def parse_smiles(smiles: list[str], source: str, max_examples: int = 5):
-    """RDKit molecules of ``smiles`` (None where unparseable) and a ``ParseReport``."""
+def iter_molecules(smiles: list[str], report: ParseReport, max_examples: int = 5):
+    """RDKit molecule of each SMILES in turn (None where unparseable), counting failures in ``report``; one
+    molecule at a time, for corpora too large to hold as molecules."""
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")
-    report = ParseReport(total=len(smiles))
-    molecules = []
+    report.total += len(smiles)
     for index, text in enumerate(smiles):
         mol = Chem.MolFromSmiles(text) if text else None
         if mol is None:
             report.failed += 1
             if len(report.examples) < max_examples:
                 report.examples.append((index, text))
-        molecules.append(mol)
-    return molecules, report
+        yield mol
+
+
+def parse_smiles(smiles: list[str], source: str, max_examples: int = 5):
+    """RDKit molecules of ``smiles`` (None where unparseable) and a ``ParseReport``."""
+    report = ParseReport()
+    return list(iter_molecules(smiles, report, max_examples)), report
 
 
 def read_zinc250k_csv(path: str | Path) -> dict[str, list]:

@@ -20,9 +20,9 @@ import numpy as np
 
 from dig.data import load_or_build, save_cached_arrays
 from dig.data.qm9pack import read_qm9pack_smiles
-from dig.data.smiles import ParseReport, read_moses_split
+from dig.data.smiles import ParseReport, iter_molecules, read_moses_split
 from dig.errors import DataError
-from dig.tracks.generation.graphs import AtomVocabulary
+from dig.tracks.generation.graphs import AtomVocabulary, heavy_atom_tokens
 from dig.tracks.generation.metrics import (
     Reference,
     canonical,
@@ -50,25 +50,16 @@ def _counter(arrays: Mapping[str, np.ndarray], prefix: str) -> Counter:
 def _vocabulary_arrays(smiles: list[str], source: str) -> dict[str, np.ndarray]:
     """Vocabulary and largest heavy-atom count of ``smiles``, parsed one at a time (never all molecules in
     memory: MOSES's 1.6 M would take over 10 GB); an unparseable SMILES is an error naming it."""
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
     tokens: set[tuple[str, int]] = set()
     largest = 0
-    report = ParseReport(total=len(smiles))
-    for index, text in enumerate(smiles):
-        mol = Chem.MolFromSmiles(text) if text else None
-        if mol is None:
-            report.failed += 1
-            if len(report.examples) < 5:
-                report.examples.append((index, text))
-            continue
-        tokens.update((a.GetSymbol(), a.GetFormalCharge()) for a in mol.GetAtoms() if a.GetAtomicNum() > 1)
-        largest = max(largest, mol.GetNumAtoms())
+    report = ParseReport()
+    for mol in iter_molecules(smiles, report):
+        if mol is not None:
+            tokens.update(heavy_atom_tokens(mol))
+            largest = max(largest, mol.GetNumAtoms())
     if report.failed:
         raise DataError(report.message(source))
-    table = Chem.GetPeriodicTable()
-    ordered = sorted(tokens, key=lambda t: (table.GetAtomicNumber(t[0]), t[1]))
+    ordered = AtomVocabulary.from_tokens(tokens).tokens
     return {"vocab_symbols": np.array([t[0] for t in ordered], dtype=str),
             "vocab_charges": np.array([t[1] for t in ordered], dtype=np.int64), "max_atoms": np.array(largest)}
 
@@ -78,7 +69,18 @@ def _vocabulary(arrays: Mapping[str, np.ndarray]) -> tuple[AtomVocabulary, int]:
     return AtomVocabulary(tokens), int(arrays["max_atoms"])
 
 
-class QM9Smiles:
+class _LoadedOnce:
+    """``load(budget)`` builds a budget's ``SmilesData`` (and its whole-train set) once per process: every job
+    config and job asks for it."""
+
+    def load(self, budget: str) -> SmilesData:
+        loaded = self.__dict__.setdefault("_loaded", {})
+        if budget not in loaded:
+            loaded[budget] = self._load(budget)
+        return loaded[budget]
+
+
+class QM9Smiles(_LoadedOnce):
     name = "qm9-smiles"
     cache_name = "generation-qm9-smiles-v1"
 
@@ -112,7 +114,7 @@ class QM9Smiles:
         test, valid = int(round(0.05 * n)), int(round(0.05 * n))
         return {"test": order[:test], "valid": order[test:test + valid], "train": order[test + valid:]}
 
-    def load(self, budget: str) -> SmilesData:
+    def _load(self, budget: str) -> SmilesData:
         smiles, parts = self.smiles(), self._parts()
         train_all = smiles[parts["train"]].tolist()
         train = train_all[: TRAIN_MOLECULES[budget]] if TRAIN_MOLECULES[budget] else train_all
@@ -139,7 +141,7 @@ class QM9Smiles:
                 "split": "seed-42 permutation: 90 / 5 / 5 % train / valid / test"}
 
 
-class MosesSmiles:
+class MosesSmiles(_LoadedOnce):
     name = "moses"
     cache_name = "generation-moses-vocabulary-v1"
     VALID = 10_000
@@ -162,7 +164,7 @@ class MosesSmiles:
             self._train = read_moses_split("train")
         return self._train
 
-    def load(self, budget: str) -> SmilesData:
+    def _load(self, budget: str) -> SmilesData:
         everything = self._train_split()
         order = np.arange(len(everything))
         np.random.RandomState(SPLIT_SEED).shuffle(order)

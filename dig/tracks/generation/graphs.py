@@ -25,14 +25,17 @@ class AtomVocabulary:
     tokens: tuple[tuple[str, int], ...]
 
     @classmethod
-    def from_molecules(cls, molecules: Iterable) -> AtomVocabulary:
-        """Every (symbol, charge) of the molecules' heavy atoms, sorted by atomic number then charge."""
+    def from_tokens(cls, tokens: Iterable[tuple[str, int]]) -> AtomVocabulary:
+        """The distinct (symbol, charge) tokens, sorted by atomic number then charge."""
         from rdkit import Chem
 
         table = Chem.GetPeriodicTable()
-        seen = {(atom.GetSymbol(), atom.GetFormalCharge()) for mol in molecules if mol is not None for atom in mol.GetAtoms()
-                if atom.GetAtomicNum() > 1}
-        return cls(tuple(sorted(seen, key=lambda t: (table.GetAtomicNumber(t[0]), t[1]))))
+        return cls(tuple(sorted(set(tokens), key=lambda t: (table.GetAtomicNumber(t[0]), t[1]))))
+
+    @classmethod
+    def from_molecules(cls, molecules: Iterable) -> AtomVocabulary:
+        """Every (symbol, charge) of the molecules' heavy atoms."""
+        return cls.from_tokens(token for mol in molecules if mol is not None for token in heavy_atom_tokens(mol))
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -43,6 +46,11 @@ class AtomVocabulary:
         except ValueError:
             raise DataError(f"atom {symbol} with charge {charge:+d} is not in this dataset's vocabulary "
                             f"{[f'{s}{c:+d}' if c else s for s, c in self.tokens]}") from None
+
+
+def heavy_atom_tokens(mol) -> list[tuple[str, int]]:
+    """(symbol, formal charge) of each heavy atom of an RDKit molecule."""
+    return [(atom.GetSymbol(), atom.GetFormalCharge()) for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]
 
 
 @dataclass(frozen=True)

@@ -232,13 +232,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
-def distribution_metrics(valid: Sequence[str], references: Sequence[Reference]) -> dict[str, float]:
-    """FCD, SNN, Frag and Scaf of V against each reference, named ``<metric>_<reference>_<unit>``."""
+def distribution_metrics(valid: Sequence[str], references: Sequence[Reference],
+                         fps: np.ndarray | None = None) -> dict[str, float]:
+    """FCD, SNN, Frag and Scaf of V against each reference, named ``<metric>_<reference>_<unit>``; ``fps``:
+    V's Morgan fingerprints when already computed."""
     out: dict[str, float] = {}
     if not valid:
         return out
     mu, sigma = chemnet_statistics(valid)
-    fps = morgan_fingerprints(valid)
+    fps = morgan_fingerprints(valid) if fps is None else fps
     frag, scaf = fragments(valid), scaffolds(valid)
     for ref in references:
         out[f"fcd_{ref.name}_dist"] = frechet_distance(mu, sigma, ref.fcd_mu, ref.fcd_sigma)
@@ -265,5 +267,5 @@ def generation_metrics(generated: Sequence[str], train: set[str], references: Se
     out["intdiv1_div"] = internal_diversity(fps, 1.0)
     out["intdiv2_div"] = internal_diversity(fps, 2.0)
     out["filters_frac"] = fraction_passing_filters(valid)
-    out.update(distribution_metrics(valid, references))
+    out.update(distribution_metrics(valid, references, fps))
     return out
