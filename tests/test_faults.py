@@ -74,11 +74,17 @@ def test_a_dead_worker_fails_only_its_own_job(faulty, tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def _default_sigint() -> None:
+    """A terminal starts a command with SIGINT at its default; a background job of a non-interactive shell (as
+    some CI runners start the test suite) inherits it ignored, and a program rightly keeps it ignored then."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path, *extra):
     command = [sys.executable, "-m", "dig", *SMOKE, "--models", "schnet", "--seeds", "0,1,2,3,4,5", "--workers", "2",
                "--out", str(tmp_path), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=_default_sigint)
 
 
 def _wait_for_records(folder: Path, count: int, process, timeout=240.0):
