@@ -34,7 +34,7 @@ def test_train_sampler_draws_training_molecules_deterministically():
 
 def test_generation_bench_through_the_cli(tmp_path):
     site = make_plugin_dist(tmp_path / "site", "garbage-generator", "garbage", "garbage_generator", INVALID_GENERATOR)
-    out = run_dig("bench", "--track", "generation", "--datasets", "qm9-smiles", "--models", "train-sampler,garbage",
+    out = run_dig("bench", "--track", "generation", "--datasets", "qm9-smiles", "--models", "train-sampler,garbage,graphdf",
                   "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path / "out"), extra_path=site,
                   timeout=600)
     assert out.returncode == 0, out.stderr
@@ -47,5 +47,10 @@ def test_generation_bench_through_the_cli(tmp_path):
     garbage = {m["name"]: m["value"] for m in records["garbage"]["metrics"]}
     assert garbage["validity_frac"] == 0.0 and "novelty_frac" not in garbage
     assert "no valid molecule" in records["garbage"]["extra"]["reason"]
+    graphdf = {m["name"]: m["value"] for m in records["graphdf"]["metrics"]}
+    assert graphdf["validity_frac"] == 1.0  # valency masks: every sample is a molecule
+    assert 0.0 <= graphdf["validity_without_check_frac"] <= 1.0 and records["graphdf"]["params"] > 0
+    assert records["graphdf"]["extra"]["history"]["steps"] == 5
     with open(tmp_path / "out" / "generation.csv", newline="") as handle:
-        assert {r["model"] for r in csv.DictReader(handle) if r["status"] == "ok"} == {"train-sampler", "garbage"}
+        ok = {r["model"] for r in csv.DictReader(handle) if r["status"] == "ok"}
+    assert ok == {"train-sampler", "garbage", "graphdf"}

@@ -6,6 +6,8 @@
 - A model is built by a factory ``build(vocabulary, max_atoms, **hparams)`` and has
   ``fit(train: list[str], valid: list[str], seed: int, on_epoch=None) -> dict`` (a history; may be empty)
   and ``sample(count: int, seed: int) -> list[str]`` (SMILES; invalid ones included: validity is a metric).
+  A generator may set ``last_sample`` (metric name -> value, higher is better) after sampling, e.g. GraphDF's
+  ``validity_without_check_frac``; the track records those beside the MOSES metrics.
 - The evaluator is ``generation_metrics`` (pure, MOSES's definitions; ``metrics.py``).
 """
 

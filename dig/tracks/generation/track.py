@@ -58,6 +58,8 @@ class GenerationTrack:
         undefined = sorted(name for name, value in values.items() if not math.isfinite(value))
         metrics = [Metric("test", name, float(value), metric_unit(name), not name.startswith(LOWER_IS_BETTER))
                    for name, value in values.items() if name not in undefined]
+        for name, value in (getattr(generator, "last_sample", None) or {}).items():  # e.g. validity_without_check_frac
+            metrics.append(Metric("test", name, float(value), metric_unit(name), True))
         metrics.append(Metric("test", "sampling_s", sample_s, "s", False))
         extra: dict[str, Any] = {"history": history, "examples": samples[:5], "undefined_metrics": undefined}
         if values["validity_frac"] == 0.0:

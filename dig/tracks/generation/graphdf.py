@@ -1,0 +1,433 @@
+"""GraphDF (Luo, Yan & Ji, ICML 2021, arXiv:2102.01189): a discrete autoregressive flow over molecular graphs.
+
+A molecule (atoms in BFS order from a random start atom) is a sequence of discrete tokens
+``a_1, a_2, b_21, a_3, b_31, b_32, ...``: an atom type per node, then a bond type (single, double, triple or
+none) to each of the ``edge_unroll`` previous nodes. Each token x of t categories comes from a latent token z
+through K invertible modulo shifts,
+
+    z = (x + mu_1 + ... + mu_K) mod t,        x = (z - mu_K - ... - mu_1) mod t,
+
+with mu_k = one_hot(argmax(MLP_k(h))) (straight-through gradient with a softmax of temperature 0.1), h the
+R-GCN embedding of the graph generated so far (sum-pooled for atoms; for a bond (i, j) the concatenation of
+h_i, h_j and the pooled graph). The shift is a bijection, so there is no Jacobian: log p(x) = log p_Z(z),
+with p_Z a learnable categorical per position. Training maximises it over every token in parallel (one masked
+partial graph per step); sampling draws z from p_Z (logits / temperature) and inverts the shifts.
+
+Validity: an unmasked bond draw that would exceed an atom's valence is redrawn among the valid bond types
+(the paper's valency check; DIG redraws z with that type removed, which is the same conditional); a molecule
+that needed no redraw counts towards ``validity_without_check``. A new atom that bonds to nothing ends the
+molecule and is dropped. Departures from DIG's code, not from the paper: padding atoms are masked out of the
+sum pooling (DIG's BatchNorm turns zero padding into non-zero embeddings that enter the sum), the loss is the
+mean over real tokens only, and training molecules with a bond outside the ``edge_unroll`` window are left
+out and counted (DIG drops such bonds silently, training on a different molecule).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dig.data.smiles import ParseReport, iter_molecules
+from dig.errors import DataError, TrainingError
+from dig.tracks.generation.graphs import (
+    BOND_ORDERS,
+    AtomVocabulary,
+    MolGraph,
+    canonical_smiles,
+    graph_to_mol,
+    mol_to_graph,
+)
+
+NO_BOND = len(BOND_ORDERS)  # edge token 3
+EDGE_TYPES = len(BOND_ORDERS) + 1
+
+
+def modulo_shift(tokens: Tensor, shift: Tensor, sign: int = 1) -> Tensor:
+    """``(x + sign * s) mod t`` in one-hot space: out[k] = sum_j x[j] s[(sign * (k - j)) mod t]. Soft inputs
+    give the weighted mixture of shifts (how the straight-through gradient reaches the shift networks)."""
+    t = tokens.shape[-1]
+    k = torch.arange(t, device=tokens.device)
+    index = (sign * (k.view(-1, 1) - k.view(1, -1))) % t  # [k, j]
+    shift_matrix = shift[..., index]  # [..., k, j] = s[(sign*(k - j)) mod t]
+    return torch.einsum("...j,...kj->...k", tokens, shift_matrix)
+
+
+def straight_through_argmax(logits: Tensor, temperature: float = 0.1) -> Tensor:
+    """One-hot of the argmax forward, gradient of softmax(logits / temperature) backward (Hoogeboom / Tran
+    et al.'s discrete flows)."""
+    hard = F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    soft = torch.softmax(logits / temperature, dim=-1)
+    return soft + (hard - soft).detach()
+
+
+def max_valences(vocabulary: AtomVocabulary) -> list[int]:
+    """Largest valence RDKit allows each (element, charge) token: that of the isoelectronic element
+    (N+ like C: 4, O- like F: 1, C- like N: 3)."""
+    from rdkit import Chem
+
+    table = Chem.GetPeriodicTable()
+    out = []
+    for symbol, charge in vocabulary.tokens:
+        valences = [v for v in table.GetValenceList(table.GetAtomicNumber(symbol) - charge) if v >= 0]
+        if not valences:
+            raise DataError(f"no valence known for {symbol}{charge:+d}")
+        out.append(max(valences))
+    return out
+
+
+def bfs_order(graph: MolGraph, start: int) -> np.ndarray:
+    """Atom indices in breadth-first order from ``start`` (neighbours in index order)."""
+    neighbours: list[list[int]] = [[] for _ in range(graph.num_atoms)]
+    for i, j, _ in graph.bonds.tolist():
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    seen, order, queue = {start}, [], deque([start])
+    while queue:
+        node = queue.popleft()
+        order.append(node)
+        for other in sorted(neighbours[node]):
+            if other not in seen:
+                seen.add(other)
+                queue.append(other)
+    return np.array(order, dtype=np.int64)
+
+
+def generation_steps(max_atoms: int, edge_unroll: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every token position in generation order: rows (kind, i, j, slot) with kind 0 an atom i, kind 1 the
+    bond (i, j); ``slot`` indexes the base distribution of its kind. Also the edge slot of each (i, j) pair
+    (-1 outside the window)."""
+    rows, edge_slot, slot = [], -np.ones((max_atoms, max_atoms), dtype=np.int64), 0
+    for i in range(max_atoms):
+        rows.append((0, i, i, i))
+        for j in range(max(0, i - edge_unroll), i):
+            rows.append((1, i, j, slot))
+            edge_slot[i, j] = slot
+            slot += 1
+    return np.array(rows, dtype=np.int64), edge_slot
+
+
+class RelationalGCN(nn.Module):
+    """R-GCN (Schlichtkrull et al. 2018) on dense graphs: h' = sum_r act(A_r h W_r), one relation per bond
+    type, self loops of existing atoms in every A_r, ReLU after every layer but the last."""
+
+    def __init__(self, in_dim: int, hidden: int, out: int, layers: int, relations: int = len(BOND_ORDERS)) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, in_dim, bias=False)
+        dims = [in_dim] + [hidden] * (layers - 1) + [out]
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(relations, a, b)) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        for weight in self.weights:
+            for w in weight:
+                nn.init.xavier_uniform_(w)
+
+    def forward(self, x: Tensor, adj: Tensor) -> Tensor:
+        """x [B, N, in_dim], adj [B, R, N, N] -> [B, N, out]."""
+        h = self.embed(x)
+        for layer, weight in enumerate(self.weights):
+            messages = adj @ torch.einsum("bnd,rdh->brnh", h, weight)
+            if layer < len(self.weights) - 1:
+                messages = torch.relu(messages)
+            h = messages.sum(1)
+        return h
+
+
+class ShiftNet(nn.Module):
+    """mu_k: Linear -> tanh -> Linear -> straight-through one-hot argmax (DIG's ST_Dis)."""
+
+    def __init__(self, in_dim: int, categories: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, categories))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return straight_through_argmax(self.net(h))
+
+
+class GraphDFNet(nn.Module):
+    def __init__(self, atom_types: int, max_atoms: int, edge_unroll: int, hidden: int, flows: int,
+                 rgcn_layers: int) -> None:
+        super().__init__()
+        self.atom_types, self.max_atoms, self.edge_unroll = atom_types, max_atoms, edge_unroll
+        steps, edge_slot = generation_steps(max_atoms, edge_unroll)
+        self.register_buffer("steps", torch.from_numpy(steps), persistent=False)
+        self.register_buffer("edge_slot", torch.from_numpy(edge_slot), persistent=False)
+        self.rgcn = RelationalGCN(atom_types, hidden, hidden, rgcn_layers)
+        self.norm = nn.BatchNorm1d(hidden)
+        self.atom_shifts = nn.ModuleList(ShiftNet(hidden, atom_types, hidden) for _ in range(flows))
+        self.bond_shifts = nn.ModuleList(ShiftNet(3 * hidden, EDGE_TYPES, hidden) for _ in range(flows))
+        self.atom_base = nn.Parameter(torch.randn(max_atoms, atom_types))
+        self.bond_base = nn.Parameter(torch.randn(int((steps[:, 0] == 1).sum()), EDGE_TYPES))
+
+    def embed(self, atoms: Tensor, bonds: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        """Node embeddings [G, N, d] and pooled graph embedding [G, d] of partial graphs: ``atoms`` [G, N]
+        (-1 absent), ``bonds`` [G, N, N] edge tokens (NO_BOND where none), ``present`` [G, N] bool."""
+        x = F.one_hot(atoms.clamp(min=0), self.atom_types).to(torch.float32) * present.unsqueeze(-1)
+        adj = F.one_hot(bonds, EDGE_TYPES)[..., : len(BOND_ORDERS)].permute(0, 3, 1, 2).to(torch.float32)
+        eye = torch.diag_embed(present.to(torch.float32)).unsqueeze(1)
+        h = self.rgcn(x, adj + eye)
+        flat, mask = h.reshape(-1, h.shape[-1]), present.reshape(-1)
+        normed = torch.zeros_like(flat)
+        if bool(mask.any()):
+            normed[mask] = self.norm(flat[mask])  # statistics over existing atoms only
+        h = normed.view_as(h)
+        return h, h.sum(1)
+
+    def log_likelihood(self, atoms: Tensor, bonds: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum of log p over the real tokens of each molecule, and their count. ``atoms`` [B, N] in generation
+        order (-1 padding), ``bonds`` [B, N, N] symmetric edge tokens, ``sizes`` [B]."""
+        batch, n = atoms.shape
+        steps = self.steps[self.steps[:, 1] < int(sizes.max())]
+        kind, row, col, slot = steps.unbind(1)
+        positions = torch.arange(n, device=atoms.device)
+        # partial graph of each step: atoms before i (and i itself for bond steps); bonds among atoms before i,
+        # plus the bonds (i, j') already decided (j' < j) for bond steps
+        present = (positions.view(1, -1) < row.view(-1, 1)) | ((kind == 1).view(-1, 1) & (positions.view(1, -1) == row.view(-1, 1)))
+        before = positions.view(1, -1) < row.view(-1, 1)
+        seen = before.unsqueeze(2) & before.unsqueeze(1)
+        decided = (kind == 1).view(-1, 1) & (positions.view(1, -1) < col.view(-1, 1))
+        at_row = positions.view(1, -1) == row.view(-1, 1)
+        seen = seen | (at_row.unsqueeze(2) & decided.unsqueeze(1)) | (decided.unsqueeze(2) & at_row.unsqueeze(1))
+        s = steps.shape[0]
+        real = present.unsqueeze(0) & (positions.view(1, 1, -1) < sizes.view(-1, 1, 1))  # [B, S, N]
+        step_atoms = torch.where(real, atoms.unsqueeze(1), -1)
+        step_bonds = torch.where(seen.unsqueeze(0) & real.unsqueeze(-1) & real.unsqueeze(-2), bonds.unsqueeze(1), NO_BOND)
+        h, pooled = self.embed(step_atoms.view(batch * s, n), step_bonds.view(batch * s, n, n), real.view(batch * s, n))
+        h, pooled = h.view(batch, s, n, -1), pooled.view(batch, s, -1)
+
+        token_real = row.view(1, -1) < sizes.view(-1, 1)  # [B, S]
+        is_atom = kind == 0
+        atom_x = F.one_hot(atoms[:, row[is_atom]].clamp(min=0), self.atom_types).to(torch.float32)  # [B, Sa, T]
+        z = atom_x
+        for net in self.atom_shifts:
+            z = modulo_shift(z, net(pooled[:, is_atom]))
+        atom_ll = (z * torch.log_softmax(self.atom_base[slot[is_atom]], -1)).sum(-1)
+
+        is_bond = ~is_atom
+        b_row, b_col = row[is_bond], col[is_bond]
+        bond_x = F.one_hot(bonds[:, b_row, b_col], EDGE_TYPES).to(torch.float32)  # [B, Sb, 4]
+        h_bond = h[:, is_bond]
+        context = torch.cat([h_bond.gather(2, b_row.view(1, -1, 1, 1).expand(batch, -1, 1, h.shape[-1])).squeeze(2),
+                             h_bond.gather(2, b_col.view(1, -1, 1, 1).expand(batch, -1, 1, h.shape[-1])).squeeze(2),
+                             pooled[:, is_bond]], -1)
+        z = bond_x
+        for net in self.bond_shifts:
+            z = modulo_shift(z, net(context))
+        bond_ll = (z * torch.log_softmax(self.bond_base[slot[is_bond]], -1)).sum(-1)
+        ll = torch.zeros(batch, s, device=atoms.device)
+        ll[:, is_atom], ll[:, is_bond] = atom_ll, bond_ll
+        ll = ll * token_real
+        return ll.sum(1), token_real.sum(1)
+
+    def total_shift(self, nets: nn.ModuleList, h: Tensor, categories: int) -> Tensor:
+        """sum_k argmax(mu_k) mod t, as integers [G]."""
+        return torch.stack([net.net(h).argmax(-1) for net in nets]).sum(0) % categories
+
+
+class GraphDF:
+    """The ``graphdf`` generator: ``fit`` by maximum likelihood with validation-NLL model selection, batched
+    ``sample`` with valency masks as tensors."""
+
+    def __init__(self, vocabulary: AtomVocabulary, max_atoms: int, hidden: int = 128, flows: int = 12,
+                 rgcn_layers: int = 3, edge_unroll: int = 12, epochs: int = 10, max_steps: int | None = None,
+                 batch_size: int = 32, lr: float = 1e-3,
+                 atom_temperature: float = 1 / 0.35, bond_temperature: float = 0.23, valid_molecules: int = 1000,
+                 sample_batch: int = 500) -> None:
+        self.vocabulary, self.max_atoms = vocabulary, max_atoms
+        self.edge_unroll = min(edge_unroll, max_atoms - 1)
+        self.hparams = {"hidden": hidden, "flows": flows, "rgcn_layers": rgcn_layers}
+        self.epochs, self.max_steps, self.batch_size, self.lr = epochs, max_steps, batch_size, lr
+        self.atom_temperature, self.bond_temperature = atom_temperature, bond_temperature
+        self.valid_molecules, self.sample_batch = valid_molecules, sample_batch
+        self.valences = torch.tensor(max_valences(vocabulary), dtype=torch.long)
+        self.net: GraphDFNet | None = None
+        self.last_sample: dict[str, float] = {}
+
+    def parameters(self):
+        return self.net.parameters() if self.net is not None else iter(())
+
+    # ---- data
+    def _graphs(self, smiles: Sequence[str], source: str) -> tuple[list[MolGraph], dict[str, int]]:
+        report, graphs, outside = ParseReport(), [], 0
+        for mol in iter_molecules(list(smiles), report):
+            if mol is None:
+                continue
+            graph = mol_to_graph(mol, self.vocabulary)
+            if graph.num_atoms > self.max_atoms:
+                raise DataError(f"{source}: a molecule of {graph.num_atoms} heavy atoms exceeds max_atoms={self.max_atoms}")
+            graphs.append(graph)
+        if report.failed:
+            raise DataError(report.message(source))
+        kept = []
+        for graph in graphs:  # the window is checked in canonical BFS order from atom 0
+            order = bfs_order(graph, 0)
+            if len(order) < graph.num_atoms:
+                outside += 1  # disconnected (salts): not a single BFS sequence
+                continue
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            gaps = np.abs(rank[graph.bonds[:, 0]] - rank[graph.bonds[:, 1]]) if len(graph.bonds) else np.zeros(0)
+            if (gaps > self.edge_unroll).any():
+                outside += 1
+                continue
+            kept.append(graph)
+        return kept, {"molecules": len(graphs), "left_out": outside}
+
+    def _batch(self, graphs: Sequence[MolGraph], rng: np.random.RandomState | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Padded tensors in BFS order from a random start atom (atom 0 when ``rng`` is None); a start whose
+        order puts a bond outside the window falls back to atom 0, which was checked."""
+        n = self.max_atoms
+        atoms = torch.full((len(graphs), n), -1, dtype=torch.long)
+        bonds = torch.full((len(graphs), n, n), NO_BOND, dtype=torch.long)
+        sizes = torch.zeros(len(graphs), dtype=torch.long)
+        for b, graph in enumerate(graphs):
+            order = bfs_order(graph, int(rng.randint(graph.num_atoms)) if rng is not None else 0)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            if len(graph.bonds) and (np.abs(rank[graph.bonds[:, 0]] - rank[graph.bonds[:, 1]]) > self.edge_unroll).any():
+                order = bfs_order(graph, 0)
+                rank[order] = np.arange(len(order))
+            atoms[b, : graph.num_atoms] = torch.from_numpy(graph.atoms[order])
+            for i, j, t in graph.bonds.tolist():
+                bonds[b, rank[i], rank[j]] = bonds[b, rank[j], rank[i]] = t
+            sizes[b] = graph.num_atoms
+        return atoms, bonds, sizes
+
+    def _nll(self, graphs: Sequence[MolGraph]) -> float:
+        assert self.net is not None
+        self.net.eval()
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(graphs), 256):
+                ll, count = self.net.log_likelihood(*self._batch(graphs[start : start + 256], None))
+                total, tokens = total - float(ll.sum()), tokens + int(count.sum())
+        return total / max(tokens, 1)
+
+    # ---- protocol
+    def fit(self, train: list[str], valid: list[str], seed: int,
+            on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
+        torch.manual_seed(seed)
+        rng = np.random.RandomState(seed)
+        graphs, counts = self._graphs(train, "graphdf training SMILES")
+        valid_graphs, _ = self._graphs(valid[: self.valid_molecules], "graphdf validation SMILES")
+        if not graphs:
+            raise DataError("graphdf: no training molecule fits the generation order; raise edge_unroll")
+        self.net = GraphDFNet(len(self.vocabulary), self.max_atoms, self.edge_unroll, **self.hparams)
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        best, best_state, best_epoch, history = math.inf, None, 0, []
+        start, steps = time.perf_counter(), 0
+        for epoch in range(1, self.epochs + 1):
+            self.net.train()
+            order = rng.permutation(len(graphs))
+            total, tokens = 0.0, 0
+            for step, first in enumerate(range(0, len(order), self.batch_size)):
+                if self.max_steps is not None and steps >= self.max_steps:
+                    break
+                steps += 1
+                batch = [graphs[i] for i in order[first : first + self.batch_size]]
+                ll, count = self.net.log_likelihood(*self._batch(batch, rng))
+                loss = -ll.sum() / count.sum()
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"graphdf: loss became {loss.item()} at epoch {epoch}, step {step}; lower lr (now {self.lr})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, tokens = total - float(ll.detach().sum()), tokens + int(count.sum())
+            valid_nll = self._nll(valid_graphs)
+            if not math.isfinite(valid_nll):
+                raise TrainingError(f"graphdf: validation NLL is {valid_nll} at epoch {epoch}")
+            if valid_nll < best:
+                best, best_epoch, best_state = valid_nll, epoch, copy.deepcopy(self.net.state_dict())
+            record = {"epoch": epoch, "train_nll_per_token": total / max(tokens, 1), "valid_nll_per_token": valid_nll}
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(epoch, self.epochs, record)
+            if self.max_steps is not None and steps >= self.max_steps:
+                break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        return {"epochs": len(history), "best_epoch": best_epoch, "steps": steps, "train_s": time.perf_counter() - start,
+                "train_molecules": counts["molecules"], "left_out_molecules": counts["left_out"], "history": history}
+
+    def sample(self, count: int, seed: int) -> list[str]:
+        if self.net is None:
+            raise RuntimeError("graphdf must be fitted before sampling")
+        generator = torch.Generator().manual_seed(seed)
+        smiles, corrected = [], 0
+        for first in range(0, count, self.sample_batch):
+            graphs, fixes = self._sample_batch(min(self.sample_batch, count - first), generator)
+            corrected += int(fixes.sum())
+            smiles += [canonical_smiles(graph_to_mol(g, self.vocabulary)) or "" for g in graphs]
+        self.last_sample = {"validity_without_check_frac": 1.0 - corrected / max(count, 1)}
+        return smiles
+
+    @torch.no_grad()
+    def _sample_batch(self, batch: int, generator: torch.Generator) -> tuple[list[MolGraph], Tensor]:
+        """``batch`` molecules at once: every step draws one token for all unfinished molecules."""
+        net, n = self.net, self.max_atoms
+        assert net is not None
+        net.eval()
+        atoms = torch.full((batch, n), -1, dtype=torch.long)
+        bonds = torch.full((batch, n, n), NO_BOND, dtype=torch.long)
+        used = torch.zeros(batch, n, dtype=torch.long)  # valence used per atom
+        alive = torch.ones(batch, dtype=torch.bool)
+        corrected = torch.zeros(batch, dtype=torch.bool)
+        bond_cost = torch.tensor([*BOND_ORDERS, 0])
+        for i in range(n):
+            present = atoms >= 0
+            _, pooled = net.embed(atoms, bonds, present)
+            shift = net.total_shift(net.atom_shifts, pooled, net.atom_types)
+            z = torch.multinomial(torch.softmax(net.atom_base[i] / self.atom_temperature, -1).expand(batch, -1), 1,
+                                  generator=generator).squeeze(1)
+            new = (z - shift) % net.atom_types
+            atoms[:, i] = torch.where(alive, new, -1)
+            connected = torch.zeros(batch, dtype=torch.bool)
+            for j in range(max(0, i - self.edge_unroll), i):
+                present = atoms >= 0
+                h, pooled = net.embed(atoms, bonds, present)
+                context = torch.cat([h[:, i], h[:, j], pooled], -1)
+                shift = net.total_shift(net.bond_shifts, context, EDGE_TYPES)
+                base = torch.softmax(net.bond_base[net.edge_slot[i, j]] / self.bond_temperature, -1)
+                # p(x = c) = p_Z((c + shift) mod 4)
+                probs = base[(torch.arange(EDGE_TYPES).view(1, -1) + shift.view(-1, 1)) % EDGE_TYPES]
+                room = torch.minimum(self._capacity(atoms[:, i]) - used[:, i], self._capacity(atoms[:, j]) - used[:, j])
+                allowed = bond_cost.view(1, -1) <= room.view(-1, 1)
+                first_draw = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                ok = allowed.gather(1, first_draw.view(-1, 1)).squeeze(1)
+                masked = (probs + 1e-12) * allowed
+                redraw = torch.multinomial(masked / masked.sum(1, keepdim=True), 1, generator=generator).squeeze(1)
+                token = torch.where(ok, first_draw, redraw)
+                live = alive & (atoms[:, j] >= 0)
+                token = torch.where(live, token, NO_BOND)
+                corrected |= live & ~ok
+                bonds[:, i, j] = bonds[:, j, i] = token
+                used[:, i] += bond_cost[token]
+                used[:, j] += bond_cost[token]
+                connected |= token != NO_BOND
+            if i > 0:
+                ended = alive & ~connected
+                atoms[ended, i] = -1
+                alive &= connected
+            if not alive.any():
+                break
+        graphs = []
+        for b in range(batch):
+            size = int((atoms[b] >= 0).sum())
+            tokens = bonds[b, :size, :size]
+            i, j = torch.nonzero(torch.triu(tokens != NO_BOND, diagonal=1), as_tuple=True)
+            edges = torch.stack([i, j, tokens[i, j]], 1) if len(i) else torch.zeros(0, 3, dtype=torch.long)
+            graphs.append(MolGraph(atoms[b, :size].numpy().copy(), edges.numpy().copy()))
+        return graphs, corrected
+
+    def _capacity(self, atom_types: Tensor) -> Tensor:
+        return torch.where(atom_types >= 0, self.valences[atom_types.clamp(min=0)], 0)
+
+
+def build_graphdf(vocabulary: AtomVocabulary, max_atoms: int, **hparams) -> GraphDF:
+    return GraphDF(vocabulary, max_atoms, **hparams)
