@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, segment
+from dig.ops import CSRGraph, gather_mul_scatter, radius_graph, scatter, segment
 
 
 def _graph(num_nodes=6, num_edges=15, seed=0):
@@ -63,6 +63,16 @@ def test_segment_sum_with_empty_segments_and_gradient():
     out = segment(src, ptr)
     torch.testing.assert_close(out, torch.stack([src[:2].sum(0), src[:0].sum(0), src[2:].sum(0), src[:0].sum(0)]))
     assert torch.autograd.gradcheck(lambda s: segment(s, ptr), (src,))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_scatter_of_no_rows_gives_zeros_of_the_right_shape(reduce):
+    """A batch of graphs without a single edge (e.g. lone atoms) scatters zero messages."""
+    src = torch.zeros(0, 3, 4, requires_grad=True)
+    out = scatter(src, torch.zeros(0, dtype=torch.long), 5, reduce)
+    assert out.shape == (5, 3, 4) and not out.any()
+    out.sum().backward()
+    assert src.grad.shape == (0, 3, 4)
 
 
 def test_validation_messages():

@@ -148,6 +148,8 @@ def _segment_backward(ctx, grad_out, _grad_arg):
     counts = ptr.diff()
     if ctx.reduce in ("max", "min"):
         grad = grad_out.new_zeros((ctx.length, *grad_out.shape[1:]))
+        if ctx.length == 0:  # every segment empty: nothing to route the gradient to
+            return grad, None, None
         return grad.scatter_add_(0, arg.clamp(min=0), grad_out * (arg >= 0)), None, None
     if ctx.reduce == "mean":
         grad_out = grad_out / counts.clamp(min=1).view(-1, *([1] * (grad_out.dim() - 1))).to(grad_out.dtype)

@@ -6,6 +6,7 @@ responsibility: ``dig.ops._ops`` wraps them as custom ops with their gradients.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -55,7 +56,7 @@ def aggregate(rowptr: Tensor, col: Tensor, x: Tensor, weight: Tensor | None, num
 
 
 def segment_sum(src: Tensor, ptr: Tensor) -> Tensor:
-    flat = src.reshape(src.size(0), -1)
+    flat = src.reshape(src.size(0), math.prod(src.shape[1:]))
     num = ptr.numel() - 1
     if flat.size(0) == 0 or flat.size(1) == 0:
         return src.new_zeros((num, *src.shape[1:]))

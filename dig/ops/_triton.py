@@ -11,6 +11,8 @@ no atomics, no [E, F] message tensor in memory, each output element written once
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -169,7 +171,7 @@ def aggregate(rowptr: Tensor, col: Tensor, x: Tensor, weight: Tensor | None, num
 
 def segment_reduce(src: Tensor, ptr: Tensor, reduce: str) -> tuple[Tensor, Tensor | None]:
     """Contiguous segments are a CSR whose column of edge e is e itself."""
-    flat = src.reshape(src.size(0), -1)
+    flat = src.reshape(src.size(0), math.prod(src.shape[1:]))
     edges = torch.arange(flat.size(0), device=src.device)
     out, arg = aggregate(ptr, edges, flat, None, ptr.numel() - 1, reduce)
     shape = (ptr.numel() - 1, *src.shape[1:])
@@ -177,7 +179,7 @@ def segment_reduce(src: Tensor, ptr: Tensor, reduce: str) -> tuple[Tensor, Tenso
 
 
 def edge_softmax(rowptr: Tensor, scores: Tensor) -> Tensor:
-    flat = scores.reshape(scores.size(0), -1).contiguous()
+    flat = scores.reshape(scores.size(0), math.prod(scores.shape[1:])).contiguous()
     out = torch.empty_like(flat)
     num_rows, heads = rowptr.numel() - 1, flat.size(1)
     if num_rows and heads and flat.size(0):
