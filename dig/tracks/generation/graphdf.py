@@ -141,7 +141,7 @@ class RelationalGCN(nn.Module):
         loops = present.reshape(-1, 1, 1).to(x.dtype)
         h = self.embed(x).reshape(graphs * n, -1)
         for layer, weight in enumerate(self.weights):
-            support = torch.einsum("vd,rdh->vrh", h, weight)  # [V, R, d]
+            support = (h @ weight.permute(1, 0, 2).reshape(weight.shape[1], -1)).view(h.shape[0], self.relations, -1)
             flat = support.reshape(-1, support.shape[-1])
             messages = scatter(flat.index_select(0, source), target, flat.shape[0]).view_as(support) + support * loops
             if layer < len(self.weights) - 1:
