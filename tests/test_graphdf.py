@@ -141,3 +141,13 @@ def test_a_nan_loss_fails_with_the_model_named(monkeypatch):
     model = GraphDF(QM9_VOCABULARY, 9, hidden=8, flows=1, rgcn_layers=2, epochs=1)
     with pytest.raises(TrainingError, match="graphdf: loss became nan at epoch 1, step 0"):
         model.fit(TRAIN, TRAIN[:2], seed=0)
+
+
+def test_molecules_with_a_bond_outside_the_window_are_left_out_and_counted():
+    model = GraphDF(QM9_VOCABULARY, 5, hidden=8, flows=1, rgcn_layers=2, edge_unroll=2, epochs=1, valid_molecules=2)
+    kept, counts = model._graphs(["CC(C)(C)C", "CCO", "OCC(F)F"], "fixture")
+    assert counts == {"molecules": 3, "left_out": 1} and len(kept) == 2  # neopentane: centre to 4th neighbour is 3 apart
+    atoms, bonds, sizes = model._batch(kept, np.random.RandomState(0))
+    for b, graph in enumerate(kept):  # random BFS starts keep every bond inside the window
+        i, j = torch.nonzero(torch.triu(bonds[b] != NO_BOND, 1), as_tuple=True)
+        assert len(i) == len(graph.bonds) and int((i - j).abs().max()) <= 2 and int(sizes[b]) == graph.num_atoms

@@ -295,17 +295,19 @@ class GraphDF:
         kept = []
         for graph in graphs:  # the window is checked in canonical BFS order from atom 0
             order = bfs_order(graph, 0)
-            if len(order) < graph.num_atoms:
-                outside += 1  # disconnected (salts): not a single BFS sequence
-                continue
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            gaps = np.abs(rank[graph.bonds[:, 0]] - rank[graph.bonds[:, 1]]) if len(graph.bonds) else np.zeros(0)
-            if (gaps > self.edge_unroll).any():
-                outside += 1
+            if len(order) < graph.num_atoms or self._ranks_in_window(graph, order) is None:
+                outside += 1  # a bond outside the window, or disconnected (salts: not one BFS sequence)
                 continue
             kept.append(graph)
         return kept, {"molecules": len(graphs), "left_out": outside}
+
+    def _ranks_in_window(self, graph: MolGraph, order: np.ndarray) -> np.ndarray | None:
+        """Each atom's position in ``order``, or None when a bond joins atoms more than ``edge_unroll`` apart."""
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        if len(graph.bonds) and (np.abs(rank[graph.bonds[:, 0]] - rank[graph.bonds[:, 1]]) > self.edge_unroll).any():
+            return None
+        return rank
 
     def _batch(self, graphs: Sequence[MolGraph], rng: np.random.RandomState | None) -> tuple[Tensor, Tensor, Tensor]:
         """Padded tensors in BFS order from a random start atom (atom 0 when ``rng`` is None); a start whose
@@ -316,11 +318,10 @@ class GraphDF:
         sizes = torch.zeros(len(graphs), dtype=torch.long)
         for b, graph in enumerate(graphs):
             order = bfs_order(graph, int(rng.randint(graph.num_atoms)) if rng is not None else 0)
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            if len(graph.bonds) and (np.abs(rank[graph.bonds[:, 0]] - rank[graph.bonds[:, 1]]) > self.edge_unroll).any():
+            rank = self._ranks_in_window(graph, order)
+            if rank is None:
                 order = bfs_order(graph, 0)
-                rank[order] = np.arange(len(order))
+                rank = self._ranks_in_window(graph, order)
             atoms[b, : graph.num_atoms] = torch.from_numpy(graph.atoms[order])
             for i, j, t in graph.bonds.tolist():
                 bonds[b, rank[i], rank[j]] = bonds[b, rank[j], rank[i]] = t
