@@ -165,7 +165,7 @@ class GraphDFNet(nn.Module):
     def __init__(self, atom_types: int, max_atoms: int, edge_unroll: int, hidden: int, flows: int,
                  rgcn_layers: int) -> None:
         super().__init__()
-        self.atom_types, self.max_atoms, self.edge_unroll = atom_types, max_atoms, edge_unroll
+        self.atom_types = atom_types
         steps, edge_slot = generation_steps(max_atoms, edge_unroll)
         self.register_buffer("steps", torch.from_numpy(steps), persistent=False)
         self.register_buffer("edge_slot", torch.from_numpy(edge_slot), persistent=False)
@@ -240,10 +240,8 @@ class GraphDFNet(nn.Module):
         is_bond = ~is_atom
         b_row, b_col = row[is_bond], col[is_bond]
         bond_x = F.one_hot(bonds[:, b_row, b_col], EDGE_TYPES).to(torch.float32)  # [B, Sb, 4]
-        h_bond = h[:, is_bond]
-        context = torch.cat([h_bond.gather(2, b_row.view(1, -1, 1, 1).expand(batch, -1, 1, h.shape[-1])).squeeze(2),
-                             h_bond.gather(2, b_col.view(1, -1, 1, 1).expand(batch, -1, 1, h.shape[-1])).squeeze(2),
-                             pooled[:, is_bond]], -1)
+        ends = torch.stack([b_row, b_col], 1).view(1, -1, 2, 1).expand(batch, -1, 2, h.shape[-1])
+        context = torch.cat([h[:, is_bond].gather(2, ends).flatten(2), pooled[:, is_bond]], -1)  # [h_i, h_j, pooled]
         z = bond_x
         for net in self.bond_shifts:
             z = modulo_shift(z, net(context))
@@ -350,13 +348,13 @@ class GraphDF:
         self.net = GraphDFNet(len(self.vocabulary), self.max_atoms, self.edge_unroll, **self.hparams)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         best, best_state, best_epoch, history = math.inf, None, 0, []
-        start, steps = time.perf_counter(), 0
+        start, steps, step_limit = time.perf_counter(), 0, math.inf if self.max_steps is None else self.max_steps
         for epoch in range(1, self.epochs + 1):
             self.net.train()
             order = rng.permutation(len(graphs))
             total, tokens = 0.0, 0
             for step, first in enumerate(range(0, len(order), self.batch_size)):
-                if self.max_steps is not None and steps >= self.max_steps:
+                if steps >= step_limit:
                     break
                 steps += 1
                 batch = [graphs[i] for i in order[first : first + self.batch_size]]
@@ -377,7 +375,7 @@ class GraphDF:
             history.append(record)
             if on_epoch is not None:
                 on_epoch(epoch, self.epochs, record)
-            if self.max_steps is not None and steps >= self.max_steps:
+            if steps >= step_limit:
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)
