@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from conftest import RATIOS, median_seconds
@@ -82,20 +84,18 @@ def test_gpu_segment_max_and_softmax(gpu_graph, compare):
             label="vs_torch_segment_softmax")
 
 
-@pytest.mark.parametrize("features", [32, 128])
+@pytest.mark.parametrize("features", [32, 128, 256])
 def test_gpu_aggregate_launch_shapes(gpu_graph, features, benchmark):
-    """Sweep (BLOCK_E, num_warps) of the CSR aggregation; report the chosen shape's time over the best one's."""
+    """Sweep (BLOCK_E, BLOCK_F, num_warps) of the CSR aggregation; report the chosen shape's time over the best."""
     size, graph = gpu_graph
     x = torch.randn(graph.num_src_nodes, features, device="cuda")
     w = torch.rand(graph.num_edges, device="cuda")
     args = (graph.rowptr, graph.col, x, w, graph.num_dst_nodes)
-    chosen = _triton.launch_shape(graph.num_edges, graph.num_dst_nodes, features)
-    block_f = chosen[1]
+    chosen = _triton.launch_shape(features, int(graph.rowptr.diff().max()))
+    block_fs = [b for b in (16, 32, 64, 128, 256) if b <= max(16, 1 << (features - 1).bit_length())]
     times = {}
-    for block_e in (8, 16, 32, 64):
-        for num_warps in (1, 2, 4, 8):
-            shape = (block_e, block_f, num_warps)
-            times[shape] = _sync_median(lambda: _triton.aggregate(*args, shape=shape), rounds=10)  # noqa: B023
+    for shape in itertools.product((4, 8, 16, 32, 64), block_fs, (1, 2, 4)):
+        times[shape] = _sync_median(lambda: _triton.aggregate(*args, shape=shape), rounds=10)  # noqa: B023
     chosen_s = times.get(chosen) or _sync_median(lambda: _triton.aggregate(*args, shape=chosen), rounds=10)
     best = min(times, key=times.get)
     RATIOS.append((f"gpu_aggregate_shape[{size},F={features}]", f"chosen{chosen}/best{best}", chosen_s / times[best],

@@ -63,6 +63,26 @@ def test_aggregation_kernels_match_torch(name, dtype):
     torch.testing.assert_close(out, ref)
 
 
+def test_hub_rows_take_the_skewed_launch_shape_and_stay_exact():
+    """A row past SKEWED_DEGREE (a hub) switches to narrow feature blocks and long edge blocks; F = 40 leaves
+    masked lanes in the second feature block and the hub's last edge block is partial."""
+    hub = _triton.SKEWED_DEGREE + 37
+    src = torch.cat([torch.arange(hub) % 6, torch.tensor([1, 2, 3])])
+    dst = torch.cat([torch.full((hub,), 4), torch.tensor([0, 0, 5])])
+    graph, _ = CSRGraph.from_edge_index(torch.stack([src, dst]).to(DEVICE), 6)
+    assert _triton._max_degree(graph.rowptr, graph.num_edges) == hub
+    assert _triton.launch_shape(40, hub) == (64, 32, 1)
+    assert _triton.launch_shape(40, 3) == (16, 64, 1)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 40, generator=g, dtype=torch.float64).to(DEVICE)
+    w_vec = torch.randn(graph.num_edges, 40, generator=g, dtype=torch.float64).to(DEVICE)
+    for reduce in ("sum", "max"):
+        ref, out = both(lambda: spmm(graph, x, None, reduce))  # noqa: B023
+        torch.testing.assert_close(out, ref, msg=f"hub spmm {reduce}")
+    ref, out = both(lambda: gather_mul_scatter(graph, x, w_vec))
+    torch.testing.assert_close(out, ref)
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_segment_kernel_with_empty_segments_and_ties(reduce):
     src = torch.tensor([[1.0, 2.0], [3.0, 2.0], [0.5, -1.0], [7.0, 7.0], [7.0, 1.0]], dtype=torch.float64).to(DEVICE)
