@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,48 @@ def test_objectives_refuse_batches_they_cannot_score():
         nt_xent_graphcl(Z1[:1], Z2[:1])
     with pytest.raises(ValueError, match=">= 2 graphs"):
         jsd_local_global(Z1, Z2[:1], torch.zeros(3, dtype=torch.long))
+
+
+FIT_ROWS: list[set[int]] = []
+
+
+def _spy_search():
+    """The probe's inner search with a first step that records which rows every fit sees (column 0 holds the
+    row id and is dropped before the model)."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+
+    class RowSpy(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            FIT_ROWS.append({int(r) for r in X[:, 0]})
+            return self
+
+        def transform(self, X):
+            return X[:, 1:]
+
+    pipeline = make_pipeline(RowSpy(), LogisticRegression())
+    return GridSearchCV(pipeline, {"logisticregression__C": [0.1, 1.0]}, cv=StratifiedKFold(3, shuffle=True, random_state=0))
+
+
+def test_probe_selects_on_training_folds_only_and_reads_each_test_fold_once():
+    from sklearn.model_selection import StratifiedKFold
+
+    from dig.tracks.ssl.probe import probe
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % 2
+    features = np.column_stack([np.arange(60), labels + rng.normal(scale=0.8, size=(60, 3)).T[0], rng.normal(size=60)])
+    FIT_ROWS.clear()
+    score = probe(features, labels, "classification", seed=4, estimator=_spy_search, folds=5)
+    test_folds = [set(test) for _, test in StratifiedKFold(5, shuffle=True, random_state=4).split(features, labels)]
+    fits_per_fold = 3 * 2 + 1  # inner folds x grid, then the refit on the whole outer training fold
+    assert len(FIT_ROWS) == 5 * fits_per_fold
+    for index, rows in enumerate(FIT_ROWS):
+        test = test_folds[index // fits_per_fold]
+        assert not rows & test, f"fit {index} saw {len(rows & test)} rows of its outer test fold"
+    refits = FIT_ROWS[fits_per_fold - 1::fits_per_fold]
+    assert all(len(rows) == 60 - len(test) for rows, test in zip(refits, test_folds, strict=True))
+    assert len(score.folds) == 5 and 0.0 <= score.mean <= 1.0 and score.metric == "accuracy_frac"
+    assert set(score.chosen) <= {0.1, 1.0}

@@ -1,0 +1,52 @@
+"""Graph-level encoders of the ssl track, on ``dig.nn`` layers and ``dig.ops`` pooling.
+
+``GINEncoder`` is the encoder of InfoGraph (Sun et al., ICLR 2020) and of GraphCL's unsupervised setting as
+DIG's ``sslgraph.utils.Encoder(gnn="gin")`` builds it: L layers of GIN (Xu et al., ICLR 2019), each
+h <- BatchNorm(ReLU(GIN(h))) with a 2-layer MLP, Xavier-uniform weights and zero biases; the graph
+embedding concatenates every layer's sum (or mean) pooling: [G, hidden * L]; the node embedding is the
+concatenation of the layers' node states: [N, hidden * L].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dig.nn.conv import GINConv
+from dig.ops import CSRGraph, segment
+from dig.tracks.ssl.graphs import GraphBatch
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every linear layer (DIG's sslgraph encoders)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+class GINEncoder(nn.Module):
+    def __init__(self, in_features: int, hidden: int = 128, layers: int = 3, pool: str = "sum") -> None:
+        super().__init__()
+        if pool not in ("sum", "mean"):
+            raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
+        self.convs = nn.ModuleList(
+            GINConv(nn.Sequential(nn.Linear(in_features if k == 0 else hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, hidden)))
+            for k in range(layers)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.pool, self.hidden, self.layers = pool, hidden, layers
+        self.out_features = hidden * layers
+        xavier_init(self)
+
+    def forward(self, batch: GraphBatch) -> tuple[Tensor, Tensor]:
+        """(graph embeddings [G, hidden * L], node embeddings [N, hidden * L])."""
+        graph, _ = CSRGraph.from_edge_index(batch.edge_index, batch.num_nodes)
+        x, states = batch.x, []
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = norm(torch.relu(conv(x, graph)))
+            states.append(x)
+        nodes = torch.cat(states, dim=1)
+        return segment(nodes, batch.ptr, self.pool), nodes

@@ -1,0 +1,99 @@
+"""The ssl track's methods and its end-to-end bench at the smoke budget."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_dig
+
+from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
+from dig.tracks.ssl.graphs import collate
+from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder, merge_per_graph
+from dig.tracks.ssl.views import NodeDropping, Subgraph
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def solubility_graphs():
+    return SolubilityTask().load()
+
+
+def test_datasets_merge_repeats_and_drop_conflicting_stereo_pairs(solubility_graphs):
+    assert len(solubility_graphs.graphs) == 1273 and solubility_graphs.deduplication == {"merged": 7, "dropped_conflicting": 2}
+    # files: low 417 + 102, medium 402 + 115, high 206 + 40; merged repeats: 5 low, 2 medium; dropped: the
+    # pair CCC(C)(O)C(C)C labelled high in train and medium in test
+    assert np.bincount(solubility_graphs.labels).tolist() == [519 - 5, 517 - 2 - 1, 246 - 1]
+    freesolv = FreeSolvTask().load()
+    assert len(freesolv.graphs) == 639 and freesolv.task == "regression" and freesolv.unit == "kcal_per_mol"
+
+
+def test_merge_per_graph_takes_each_graph_from_its_chosen_view(solubility_graphs):
+    batch = collate(solubility_graphs.graphs[:10])
+    views = [NodeDropping(0.3)(batch, torch.Generator().manual_seed(1)), Subgraph(0.3)(batch, torch.Generator().manual_seed(2))]
+    choice = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 0, 1])
+    merged = merge_per_graph(views, choice)
+    assert merged.num_graphs == 10
+    for g in range(10):
+        source = views[int(choice[g])]
+        lo, hi = int(source.ptr[g]), int(source.ptr[g + 1])
+        mlo, mhi = int(merged.ptr[g]), int(merged.ptr[g + 1])
+        assert torch.equal(merged.x[mlo:mhi], source.x[lo:hi])
+        source_edges = source.edge_index[:, (source.edge_index[0] >= lo) & (source.edge_index[0] < hi)] - lo
+        merged_edges = merged.edge_index[:, (merged.edge_index[0] >= mlo) & (merged.edge_index[0] < mhi)] - mlo
+        assert sorted(map(tuple, source_edges.t().tolist())) == sorted(map(tuple, merged_edges.t().tolist()))
+
+
+@pytest.mark.parametrize("method", [GraphCL, InfoGraph])
+def test_methods_pretrain_and_embed_reproducibly(method, solubility_graphs):
+    graphs = solubility_graphs.graphs[:96]
+    runs = []
+    for _ in range(2):
+        model = method(solubility_graphs.in_features, hidden=8, layers=2, epochs=1, batch_size=32, lr=0.01)
+        before = [p.detach().clone() for p in model.encoder.parameters()]
+        history = model.pretrain(graphs, seed=5)
+        assert history["steps"] == 3 and all(np.isfinite(history["loss"]))
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters(), strict=True))
+        runs.append(model.embed(graphs))
+    assert runs[0].shape == (96, 16)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_random_encoder_is_untrained_and_seeded(solubility_graphs):
+    graphs = solubility_graphs.graphs[:20]
+    a, b, c = (RandomEncoder(solubility_graphs.in_features, hidden=8, layers=2) for _ in range(3))
+    assert a.pretrain(graphs, 1)["steps"] == 0
+    b.pretrain(graphs, 1)
+    c.pretrain(graphs, 2)
+    np.testing.assert_array_equal(a.embed(graphs), b.embed(graphs))
+    assert not np.array_equal(a.embed(graphs), c.embed(graphs))
+
+
+def test_nan_loss_names_the_method_and_the_fix(solubility_graphs):
+    model = InfoGraph(solubility_graphs.in_features, hidden=8, layers=2, epochs=1, batch_size=32, lr=0.01)
+    graphs = list(solubility_graphs.graphs[:64])
+    x, edges = graphs[3]
+    graphs[3] = (torch.full_like(x, float("nan")), edges)
+    with pytest.raises(FloatingPointError, match="InfoGraph: the pre-training loss became nan.*NaN/inf"):
+        model.pretrain(graphs, seed=0)
+
+
+def test_bench_ssl_smoke_end_to_end(tmp_path):
+    out = tmp_path / "results"
+    run = run_dig("bench", "--track", "ssl", "--budget", "smoke", "--seeds", "0", "--datasets", "solubility,freesolv",
+                  "--models", "random-encoder,graphcl", "--out", str(out), "--quiet", "--workers", "1", cwd=tmp_path,
+                  timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "ssl.csv")))
+    metrics = {(r["dataset"], r["model"], r["metric"]) for r in rows}
+    for model in ("random-encoder", "graphcl"):
+        assert ("solubility", model, "accuracy_frac") in metrics
+        assert ("freesolv", model, "mae_kcal_per_mol") in metrics
+    accuracy = [float(r["value"]) for r in rows if r["metric"] == "accuracy_frac"]
+    assert all(0.4 < a <= 1.0 for a in accuracy)  # 3 classes, majority 41 %
+    records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
+    assert len(records) == 4 and all(len(r["extra"]["fold_scores"]) == 10 for r in records), records[0].keys()
