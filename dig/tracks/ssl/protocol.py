@@ -1,11 +1,17 @@
-"""The self-supervision track's protocol (graph half).
+"""The self-supervision track's protocol (graph half: graph-level and node-level tasks).
 
-- A dataset gives a ``GraphTask``: molecule graphs (node features, edges) with one label each, the task kind
+- A graph-level dataset gives a ``GraphTask``: molecule graphs (node features, edges) with one label each, the task kind
   (``classification`` or ``regression``) and the label unit. Its unlabelled graphs are what a method
   pre-trains on (all of them, as the unsupervised protocol of InfoGraph and GraphCL does; the labels are
   never shown to pre-training).
 - A method is built by ``build(in_features, **hparams)`` and has ``pretrain(graphs, seed, on_epoch=None) ->
   dict`` (a history) and ``embed(graphs) -> ndarray [G, d]`` (frozen embeddings).
+- A node-level dataset gives a ``NodeTask``: one graph, a label per node and fixed train / validation /
+  test node sets. Methods pre-train on the graph without labels (``graphs`` is a one-graph list) and
+  ``embed`` returns one row per node; the probe is a logistic regression fitted on the training nodes with
+  C chosen on the validation nodes, scoring the test nodes once (``probe.probe_nodes``). The ``supervised``
+  ceiling alone also gets the training and validation labels (``pretrain(..., supervision=...)``).
+- Every task and method says its ``level`` ("graph" or "node"); a method runs only on tasks of its level.
 - The evaluator is the linear probe of ``probe.py``: nested cross-validation, hyper-parameters chosen on the
   training folds only, each outer test fold scored once. Metrics: ``accuracy_frac`` (classes) or
   ``mae_<unit>`` (regression), mean over the 10 outer folds; the fold std is kept in the record's extra.
@@ -25,6 +31,7 @@ Graph = tuple[Tensor, Tensor]  # (node features [n, F], edge_index [2, e] with l
 
 @dataclass(frozen=True)
 class GraphTask:
+    level = "graph"
     name: str
     graphs: list[Graph]
     labels: np.ndarray
@@ -35,6 +42,42 @@ class GraphTask:
     @property
     def in_features(self) -> int:
         return int(self.graphs[0][0].size(1))
+
+
+@dataclass(frozen=True)
+class NodeTask:
+    level = "node"
+    task = "classification"
+    unit = ""
+    name: str
+    x: Tensor  # [N, F]
+    edge_index: Tensor  # [2, E], both directions of every undirected edge
+    labels: np.ndarray  # [N] int classes
+    train: np.ndarray  # node ids; the three sets are disjoint
+    val: np.ndarray
+    test: np.ndarray
+    description: str = ""
+
+    @property
+    def graphs(self) -> list[Graph]:
+        return [(self.x, self.edge_index)]
+
+    @property
+    def in_features(self) -> int:
+        return int(self.x.size(1))
+
+    @property
+    def deduplication(self) -> dict[str, int]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """What the ``supervised`` ceiling may see of a node task: labels of the training and validation nodes."""
+
+    labels: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
 
 
 @runtime_checkable

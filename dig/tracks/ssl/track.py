@@ -1,9 +1,13 @@
 """The self-supervision track (graph half): pre-train on a dataset's unlabelled graphs, freeze, probe.
 
-Every job: ``build(in_features, **hparams)``, ``pretrain(graphs, seed)`` on all of the dataset's graphs
-without labels, ``embed(graphs)``, then ``probe`` (nested 10-fold CV, hyper-parameters on training folds
-only; ``probe.py``) with the job's seed for the outer split. The record holds the probe's mean over outer
-folds on the ``test`` split; fold scores, their std and the chosen regularisation per fold go to ``extra``.
+Every job: ``build(in_features, **hparams)`` (a model's hparams may differ per level: ``{"graph": {...},
+"node": {...}}`` under each budget), ``pretrain(graphs, seed)`` on all of the dataset's graphs without
+labels, ``embed(graphs)``, then the probe of the dataset's level (``probe.py``):
+- graph level: nested 10-fold CV with the job's seed for the outer split; the record holds the mean over
+  outer folds on the ``test`` split; fold scores, their std and the chosen regularisation go to ``extra``;
+- node level: C on the validation nodes (recorded on the ``val`` split), the test nodes scored once.
+A model runs only on datasets of a level it lists in its ``levels`` meta; the ``supervised`` ceiling
+(``uses_labels``) alone is also given the training and validation labels, never the test labels.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any
 
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
-from dig.tracks.ssl.probe import probe
+from dig.tracks.ssl.probe import probe, probe_nodes
+from dig.tracks.ssl.protocol import Supervision
 
 PROBE_FOLDS = 10
 
@@ -22,35 +27,66 @@ PROBE_FOLDS = 10
 class SSLTrack:
     name = "ssl"
     method_kind = "model"
-    default_datasets = ("solubility", "freesolv")
+    default_datasets = ("solubility", "freesolv", "csbm-homophilous", "csbm-heterophilous", "karate-club")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         dataset.obj.load()
 
+    def unsuited(self, dataset: Entry, model: Entry, budget: str) -> str | None:
+        level = getattr(dataset.obj, "level", "graph")
+        levels = tuple(model.meta.get("levels", ("graph",)))
+        if level not in levels:
+            return f"{model.name} is a {'/'.join(levels)}-level method and {dataset.name} a {level}-level dataset"
+        return None
+
     def job_config(self, dataset: Entry, model: Entry, budget: str, options: Mapping[str, Any]) -> dict[str, Any]:
         data = dataset.obj.load()
-        return {"budget": budget, "graphs": len(data.graphs), "task": data.task, "probe_folds": PROBE_FOLDS,
-                "hparams": per_budget(model.meta, "hparams", budget)}
+        hparams = per_budget(model.meta, "hparams", budget)
+        if data.level in hparams:
+            hparams = dict(hparams[data.level])
+        config = {"budget": budget, "level": data.level, "graphs": len(data.graphs), "task": data.task,
+                  "hparams": hparams}
+        if data.level == "graph":
+            config["probe_folds"] = PROBE_FOLDS
+        else:
+            config["nodes"] = int(data.x.size(0))
+        return config
 
     def job_cost(self, registry: Registry, job) -> float:
         entry = registry.get("model", job.model, track=self.name)
-        return float(job.config["graphs"]) * float(entry.meta.get("relative_cost", 1.0))
+        size = job.config.get("nodes", job.config["graphs"])
+        return float(size) * float(entry.meta.get("relative_cost", 1.0))
 
     def run_job(self, registry: Registry, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                 on_epoch=None) -> JobOutcome:
         data = dataset.obj.load()
         method = model.obj(data.in_features, **config["hparams"])
         start = time.perf_counter()
-        history = method.pretrain(data.graphs, seed, on_epoch) or {}
+        if getattr(method, "uses_labels", False):
+            if data.level != "node":
+                raise ValueError(f"{model.name} trains on labels, which only node-level tasks hand out")
+            hidden = data.labels.copy()
+            hidden[data.test] = -1  # the test labels never leave the probe
+            supervision = Supervision(hidden, data.train, data.val)
+            history = method.pretrain(data.graphs, seed, on_epoch, supervision=supervision) or {}
+        else:
+            history = method.pretrain(data.graphs, seed, on_epoch) or {}
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         embeddings = method.embed(data.graphs)
-        score = probe(embeddings, data.labels, data.task, seed, unit=data.unit, folds=int(config["probe_folds"]))
+        if data.level == "node":
+            score = probe_nodes(embeddings, data.labels, data.train, data.val, data.test)
+        else:
+            score = probe(embeddings, data.labels, data.task, seed, unit=data.unit,
+                          folds=int(config["probe_folds"]))
         eval_s = time.perf_counter() - start
         higher = data.task == "classification"
         metrics = [Metric("test", score.metric, score.mean, metric_unit(score.metric), higher)]
+        if score.validation is not None:
+            metrics.insert(0, Metric("val", score.metric, score.validation, metric_unit(score.metric), higher))
         extra = {"history": history, "fold_scores": list(score.folds), "fold_std": score.std,
-                 "chosen_regularisation": list(score.chosen), "embedding_dim": int(embeddings.shape[1]),
+                 "chosen_regularisation": list(score.chosen), "probe_unconverged_fits": score.unconverged_fits,
+                 "embedding_dim": int(embeddings.shape[1]),
                  "deduplication": data.deduplication}
         params = sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
         return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=params, train_s=train_s,

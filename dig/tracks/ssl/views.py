@@ -1,4 +1,5 @@
-"""Graph augmentations ("views") of GraphCL (You et al., NeurIPS 2020), vectorised over a ``GraphBatch``.
+"""Graph augmentations ("views") of GraphCL (You et al., NeurIPS 2020) and GRACE (Zhu et al., 2020),
+vectorised over a ``GraphBatch``.
 
 Each view is a callable ``view(batch, generator) -> GraphBatch`` with a ``ratio`` (GraphCL's aug_ratio,
 0.2 in its code). Counts follow GraphCL's code: a graph of n nodes loses ``int(n * ratio)`` of them.
@@ -118,5 +119,30 @@ class Subgraph:
         return batch.subgraph(inside)
 
 
+@dataclass(frozen=True)
+class EdgeRemoving:
+    """GRACE's edge removing (Zhu et al. 2020): every directed edge is dropped independently with probability
+    ``ratio`` (its code's ``dropout_adj``, so the two directions of an edge can part); nodes and features kept."""
+
+    ratio: float = 0.2
+
+    def __call__(self, batch: GraphBatch, generator: torch.Generator) -> GraphBatch:
+        keep = torch.rand(batch.edge_index.size(1), generator=generator) >= self.ratio
+        return GraphBatch(batch.x, batch.edge_index[:, keep], batch.ptr)
+
+
+@dataclass(frozen=True)
+class FeatureMasking:
+    """GRACE's feature masking: each feature dimension is zeroed with probability ``ratio``, the same
+    dimensions for every node; the structure is unchanged."""
+
+    ratio: float = 0.3
+
+    def __call__(self, batch: GraphBatch, generator: torch.Generator) -> GraphBatch:
+        keep = torch.rand(batch.x.size(1), generator=generator) >= self.ratio
+        return GraphBatch(batch.x * keep.to(batch.x.dtype), batch.edge_index, batch.ptr)
+
+
 VIEWS = {"node-dropping": NodeDropping, "edge-perturbation": EdgePerturbation,
-         "attribute-masking": AttributeMasking, "subgraph": Subgraph}
+         "attribute-masking": AttributeMasking, "subgraph": Subgraph, "edge-removing": EdgeRemoving,
+         "feature-masking": FeatureMasking}
