@@ -5,6 +5,7 @@ from __future__ import annotations
 from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
+from dig.tracks.ssl.file_datasets import PlanetoidTask, TUTask
 from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder
 from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask
 from dig.tracks.ssl.node_methods import DGI, GRACE, RandomNodeEncoder, SupervisedNodeEncoder
@@ -60,6 +61,13 @@ def dig_register(registry: Registry) -> None:
                              summary=f"Contextual SBM, 1,000 nodes, 2 classes, homophily {homophily} (generated)")
     registry.add_dataset("karate-club", KarateClubTask(), track="ssl", evaluator="linear-probe",
                          summary="Zachary's karate club, 34 members, PyG's 4 communities (networkx edges)")
+    for name, file_name in (("mutag", "MUTAG"), ("proteins", "PROTEINS")):
+        registry.add_dataset(name, TUTask(name, file_name), track="ssl", evaluator="linear-probe",
+                             summary=f"{file_name} from its TU files (dig data prepare {name} --track ssl --from FOLDER)")
+    for name in ("cora", "citeseer"):
+        registry.add_dataset(name, PlanetoidTask(name, name), track="ssl", evaluator="linear-probe",
+                             summary=f"{name} from Planetoid's ind.{name}.* files (dig data prepare {name} --track ssl "
+                                     "--from FOLDER)")
     registry.add_evaluator("linear-probe", probe, track="ssl",
                            summary="Graphs: nested 10-fold CV, logistic C or ridge alpha on training folds; "
                                    "nodes: C on the validation nodes")

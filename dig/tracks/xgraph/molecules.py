@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dig.data.tu import read_tu_files
 from dig.errors import DataError
 from dig.io import sha256_file
 from dig.tracks.xgraph.protocol import GraphSet
@@ -90,44 +91,11 @@ def nci_nitro(seed: int = 0) -> GraphSet:
     )
 
 
-def _read_ints(path: Path, columns: int | None = None) -> np.ndarray:
-    try:
-        rows = [[int(v) for v in line.replace(",", " ").split()] for line in path.read_text().splitlines() if line.strip()]
-    except ValueError as exc:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            try:
-                [int(v) for v in line.replace(",", " ").split()]
-            except ValueError:
-                raise DataError(f"{path}:{number}: not integers: {line.strip()!r}") from exc
-        raise
-    if columns is not None:
-        for number, row in enumerate(rows, start=1):
-            if len(row) != columns:
-                raise DataError(f"{path}:{number}: expected {columns} comma-separated integers, got {len(row)}")
-    return np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
-
-
 def read_tu(folder: str | Path, name: str = "MUTAG") -> GraphSet:
-    """Read a TU dataset (1-based node ids in ``_A.txt``); node labels become one-hot features."""
-    folder = Path(folder)
-    files = {key: folder / f"{name}_{key}.txt" for key in ("A", "graph_indicator", "graph_labels", "node_labels")}
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if missing:
-        raise DataError(f"{folder} is not a TU dataset named {name}: missing {', '.join(missing)}")
-    edges = _read_ints(files["A"], 2) - 1
-    graph_of_node = _read_ints(files["graph_indicator"], 1)[:, 0] - 1
-    labels = _read_ints(files["graph_labels"], 1)[:, 0]
-    node_labels = _read_ints(files["node_labels"], 1)[:, 0]
+    """Read a TU dataset (``dig.data.tu``); node labels become one-hot features, nitro N-O edges the truth."""
+    tu = read_tu_files(folder, name)
+    edges, graph_of_node, labels, node_labels = tu.edges, tu.graph_of_node, tu.graph_labels, tu.node_labels
     num_nodes = len(graph_of_node)
-    if len(node_labels) != num_nodes:
-        raise DataError(f"{files['node_labels']}: {len(node_labels)} labels for {num_nodes} nodes")
-    if edges.size and (edges.min() < 0 or edges.max() >= num_nodes):
-        raise DataError(f"{files['A']}: node ids must be within 1..{num_nodes}")
-    if np.any(np.diff(graph_of_node) < 0) or graph_of_node.max() + 1 != len(labels):
-        raise DataError(f"{files['graph_indicator']}: graphs must be numbered 1..{len(labels)} in order")
-    if np.any(graph_of_node[edges[:, 0]] != graph_of_node[edges[:, 1]]):
-        raise DataError(f"{files['A']}: an edge joins two different graphs")
-    edges = edges[np.lexsort((edges[:, 0], graph_of_node[edges[:, 0]]))]
     classes = np.unique(labels)
     y = np.searchsorted(classes, labels)  # MUTAG's -1 / 1 -> 0 / 1
     x = np.eye(node_labels.max() + 1, dtype=np.float32)[node_labels]
