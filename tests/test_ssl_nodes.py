@@ -194,9 +194,9 @@ def test_bench_ssl_node_level_smoke_end_to_end(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     rows = list(csv.DictReader(open(out / "ssl.csv")))
     models = {r["model"] for r in rows}
-    assert models == {"random-encoder", "dgi", "grace", "supervised"}, models  # graph-level methods left out
+    assert models == {"random-encoder", "dgi", "grace", "mvgrl", "supervised"}, models  # graph-level ones left out
     records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
-    assert len(records) == 8
+    assert len(records) == 10
     for record in records:
         splits = {m["split"] for m in record["metrics"]}
         assert splits == {"val", "test"} and len(record["extra"]["chosen_regularisation"]) == 1
@@ -222,3 +222,40 @@ def test_supervised_ceiling_never_receives_test_labels():
     track.run_job(None, dataset, model, 0, config)
     assert (seen["labels"][data.test] == -1).all()
     assert (seen["labels"][data.train] == data.labels[data.train]).all()
+
+
+def test_ppr_diffusion_is_the_closed_form_personalised_pagerank():
+    from dig.tracks.ssl.node_methods import ppr_diffusion
+
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # the path 0 - 1 - 2
+    adjacency = np.eye(3) + np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+    d = np.diag(adjacency.sum(1) ** -0.5)
+    expected = 0.2 * np.linalg.inv(np.eye(3) - 0.8 * d @ adjacency @ d)
+    assert np.allclose(ppr_diffusion(edge_index, 3, 0.2).numpy(), expected, atol=1e-6)
+    # the series form: alpha * sum_k (1 - alpha)^k Â^k
+    series = sum(0.2 * 0.8 ** k * np.linalg.matrix_power(d @ adjacency @ d, k) for k in range(200))
+    assert np.allclose(expected, series, atol=1e-8)
+
+
+def test_mvgrl_scores_each_view_against_the_other_views_summary_by_hand():
+    from dig.tracks.ssl.node_methods import MVGRLNode, _csr
+
+    x, edge_index, _ = csbm(nodes=10, degree=3.0, homophily=0.5, features=4, seed=2)
+    model = MVGRLNode(4, hidden=3)
+    model.initialise(0)
+    loss = float(model.loss(x, edge_index, torch.Generator().manual_seed(3)).detach())
+    permutation = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    graph, diffusion = _csr(edge_index, 10), model._views(x, edge_index)[1]
+    with torch.no_grad():
+        real_a, real_d = model._encode(x, graph, diffusion)
+        fake_a, fake_d = model._encode(x[permutation], graph, diffusion)
+        s_a, s_d = torch.sigmoid(real_a.mean(0)), torch.sigmoid(real_d.mean(0))
+        w, b = model.discriminator.weight[0], model.discriminator.bias[0]
+        terms = []
+        for h, summary, label in ([(h, s_d, 1.0) for h in real_a] + [(h, s_a, 1.0) for h in real_d]
+                                  + [(h, s_d, 0.0) for h in fake_a] + [(h, s_a, 0.0) for h in fake_d]):
+            p = torch.sigmoid(h @ w @ summary + b)
+            terms.append(-(label * torch.log(p) + (1 - label) * torch.log(1 - p)))
+    assert loss == pytest.approx(float(torch.stack(terms).mean()), rel=1e-5)
+    model.pretrain([(x, edge_index)], seed=0)
+    assert model.embed([(x, edge_index)]).shape == (10, 3)

@@ -8,7 +8,7 @@ from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
 from dig.tracks.ssl.file_datasets import PlanetoidTask, TUTask
 from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder
 from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask
-from dig.tracks.ssl.node_methods import DGI, GRACE, RandomNodeEncoder, SupervisedNodeEncoder
+from dig.tracks.ssl.node_methods import DGI, GRACE, MVGRLNode, RandomNodeEncoder, SupervisedNodeEncoder
 from dig.tracks.ssl.probe import probe
 from dig.tracks.ssl.track import SSLTrack
 
@@ -81,6 +81,8 @@ def dig_register(registry: Registry) -> None:
                        summary="Baseline: the methods' encoder (GIN / GCN), untrained: the floor every method is read against")
     registry.add_model("dgi", DGI, track="ssl", hparams=DGI_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="DGI (Velickovic et al. 2019): real vs row-shuffled nodes against the graph summary")
+    registry.add_model("mvgrl", MVGRLNode, track="ssl", hparams=DGI_HPARAMS, relative_cost=1.0, levels=("node",),
+                       summary="MVGRL (Hassani & Khasahmadi 2020), node level: adjacency vs PPR-diffusion views, DGI-style")
     registry.add_model("grace", GRACE, track="ssl", hparams=GRACE_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="GRACE (Zhu et al. 2020): node-level NT-Xent between two edge-removed, feature-masked views")
     registry.add_model("supervised", SupervisedNodeEncoder, track="ssl", hparams=SUPERVISED_HPARAMS,
