@@ -60,8 +60,8 @@ def _direction(aggs: list[Aggregate], metric: str) -> str:
 
 BUDGET_CAPTIONS = {
     "smoke": "smoke budget: tiny subsets and two epochs, a check that everything runs; the numbers mean nothing",
-    "default": "default budget: reduced training sets, model sizes and epochs, equal CPU time per model; every "
-               "model is undertrained, so read the ranking under this budget, never against published numbers",
+    "default": "default budget: settings sized for a 2-core CPU (the table note and the README say what each track "
+               "reduces), so read the ranking under this budget, never against published numbers",
     "paper": "paper budget: the published protocols",
 }
 

@@ -245,7 +245,8 @@ class MVGRLNode(_NodePretrainable):
         return _csr(edge_index, x.size(0)), self._diffusion[1]
 
     def _encode(self, x: Tensor, graph: CSRGraph, diffusion: Tensor) -> tuple[Tensor, Tensor]:
-        on_diffusion = self.diffusion_act(diffusion @ self.diffusion_lin(x) + self.diffusion_bias)
+        # (S X) W rather than S (X W): the same product, with the dense n x n multiply on F columns, not hidden
+        on_diffusion = self.diffusion_act(self.diffusion_lin(diffusion @ x) + self.diffusion_bias)
         return self.encoder(x, graph), on_diffusion
 
     def loss(self, x: Tensor, edge_index: Tensor, generator: torch.Generator) -> Tensor:

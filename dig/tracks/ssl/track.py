@@ -32,6 +32,17 @@ class SSLTrack:
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         dataset.obj.load()
 
+    def table_note(self, dataset: Entry, budget: str) -> str:
+        """What the leaderboard's table for ``dataset`` measured."""
+        if getattr(dataset.obj, "level", "graph") == "node":
+            settings = "the papers' Cora settings (not reduced)" if budget != "smoke" else "a few epochs"
+            return (f"node level, {settings}; logistic probe on the training nodes, C on the validation nodes, "
+                    "test nodes read once; supervised sees the training labels only; mean over pre-training seeds")
+        settings = ("GIN 3 x 128 pre-trained 100 steps of 128 graphs, fewer than the papers' 20 epochs"
+                    if budget == "default" else "")
+        return "; ".join(part for part in (settings, "linear probe by nested 10-fold CV (C or alpha chosen on "
+                                           "training folds), mean over outer folds and pre-training seeds") if part)
+
     def unsuited(self, dataset: Entry, model: Entry, budget: str) -> str | None:
         level = getattr(dataset.obj, "level", "graph")
         levels = tuple(model.meta.get("levels", ("graph",)))

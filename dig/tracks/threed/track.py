@@ -71,6 +71,12 @@ class ThreeDTrack:
 
     def table_note(self, dataset: Entry, budget: str) -> str:
         """How the leaderboard's table for ``dataset`` was trained, when that differs from the papers."""
+        reduced = ("reduced training sets, model sizes and epochs, equal CPU time per model: every model is "
+                   "undertrained" if budget == "default" else "")
+        protocol = self._target_note(dataset, budget)
+        return "; ".join(part for part in (reduced, protocol) if part)
+
+    def _target_note(self, dataset: Entry, budget: str) -> str:
         targets = list(dataset.obj.default_targets())
         if len(targets) > 1 and budget in PER_TARGET_BUDGETS:
             return f"one model per target, as in the papers ({', '.join(targets)})"
