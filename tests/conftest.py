@@ -84,3 +84,19 @@ def pyg_installed() -> None:
 
         pip_install(ROOT / "plugins" / "dig-pyg")
         importlib.invalidate_caches()
+
+
+def row_spy(fit_rows: list):
+    """A scikit-learn pipeline step that records the rows every fit sees (their ids in column 0) in
+    ``fit_rows`` and passes the other columns on: the probes' tests use it to prove no fit sees a test row."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class RowSpy(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            fit_rows.append({int(r) for r in X[:, 0]})
+            return self
+
+        def transform(self, X):
+            return X[:, 1:]
+
+    return RowSpy()

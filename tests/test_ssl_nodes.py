@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_dig
+from conftest import row_spy, run_dig
 
 from dig.tracks.ssl.graphs import GraphBatch
 from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask, csbm
@@ -150,19 +150,10 @@ FIT_ROWS: list[set[int]] = []
 
 
 def _spy_pipeline():
-    from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    class RowSpy(TransformerMixin, BaseEstimator):
-        def fit(self, X, y=None):
-            FIT_ROWS.append({int(r) for r in X[:, 0]})
-            return self
-
-        def transform(self, X):
-            return X[:, 1:]
-
-    return make_pipeline(RowSpy(), LogisticRegression())
+    return make_pipeline(row_spy(FIT_ROWS), LogisticRegression())
 
 
 def test_node_probe_fits_on_training_nodes_chooses_on_validation_and_never_fits_on_test():

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import row_spy
 
 from dig.data.labelled_molecules import freesolv, read_freesolv_csv, read_sdf_labels, solubility
 from dig.data.molgraph import NODE_FEATURES, from_smiles, to_mol
@@ -210,20 +211,11 @@ FIT_ROWS: list[set[int]] = []
 def _spy_search():
     """The probe's inner search with a first step that records which rows every fit sees (column 0 holds the
     row id and is dropped before the model)."""
-    from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
 
-    class RowSpy(TransformerMixin, BaseEstimator):
-        def fit(self, X, y=None):
-            FIT_ROWS.append({int(r) for r in X[:, 0]})
-            return self
-
-        def transform(self, X):
-            return X[:, 1:]
-
-    pipeline = make_pipeline(RowSpy(), LogisticRegression())
+    pipeline = make_pipeline(row_spy(FIT_ROWS), LogisticRegression())
     return GridSearchCV(pipeline, {"logisticregression__C": [0.1, 1.0]}, cv=StratifiedKFold(3, shuffle=True, random_state=0))
 
 

@@ -30,6 +30,19 @@ Graph = tuple[Tensor, Tensor]  # (node features [n, F], edge_index [2, e])
 EpochCallback = Callable[[int, int, Mapping[str, float]], None]
 
 
+def optimisation_step(method: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, where: str) -> float:
+    """One Adam step on a finite loss; a NaN/inf loss stops pre-training with the method, ``where`` it
+    happened and the fix."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"{type(method).__name__}: the pre-training loss became {loss.item()} at {where}; check the node "
+            f"features for NaN/inf, or lower the learning rate ({optimizer.param_groups[0]['lr']})")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def merge_per_graph(candidates: Sequence[GraphBatch], choice: Tensor) -> GraphBatch:
     """Graph g of the result is graph g of ``candidates[choice[g]]`` (all candidates views of one batch)."""
     parts = []
@@ -82,15 +95,9 @@ class _Pretrainable(nn.Module):
                 chunk = order[start:start + self.batch_size]
                 if len(chunk) < 2:
                     continue
-                loss = self.loss(collate([graphs[i] for i in chunk]), generator)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{type(self).__name__}: the pre-training loss became {loss.item()} at epoch {epoch + 1}, "
-                        f"step {steps + 1}; check the node features for NaN/inf, or lower the learning rate ({self.lr})")
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total, count, steps = total + loss.item() * len(chunk), count + len(chunk), steps + 1
+                loss = optimisation_step(self, optimizer, self.loss(collate([graphs[i] for i in chunk]), generator),
+                                         f"epoch {epoch + 1}, step {steps + 1}")
+                total, count, steps = total + loss * len(chunk), count + len(chunk), steps + 1
                 if self.max_steps is not None and steps >= self.max_steps:
                     break
             history.append(total / max(count, 1))

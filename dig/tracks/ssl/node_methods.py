@@ -29,7 +29,7 @@ from dig.nn.conv import GCNConv
 from dig.ops import CSRGraph
 from dig.tracks.ssl.encoders import GCNNodeEncoder, xavier_init
 from dig.tracks.ssl.graphs import GraphBatch
-from dig.tracks.ssl.methods import EpochCallback, Graph
+from dig.tracks.ssl.methods import EpochCallback, Graph, optimisation_step
 from dig.tracks.ssl.objectives import nt_xent_grace
 from dig.tracks.ssl.protocol import Supervision
 from dig.tracks.ssl.views import EdgeRemoving, FeatureMasking
@@ -79,15 +79,7 @@ class _NodePretrainable(nn.Module):
         history, best, best_state, waited = [], float("inf"), None, 0
         self.train()
         for epoch in range(self.epochs):
-            loss = self.loss(x, edge_index, generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{type(self).__name__}: the pre-training loss became {loss.item()} at epoch {epoch + 1}; "
-                    f"check the node features for NaN/inf, or lower the learning rate ({self.lr})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            history.append(loss.item())
+            history.append(optimisation_step(self, optimizer, self.loss(x, edge_index, generator), f"epoch {epoch + 1}"))
             if on_epoch is not None:
                 on_epoch(epoch + 1, self.epochs, {"pretrain_loss": history[-1]})
             if self.patience is not None:
