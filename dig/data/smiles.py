@@ -44,6 +44,7 @@ def moses_file(name: str, verify: bool = True) -> Path:
     folder = _MOSES_FOLDERS.get(name, "dataset/data")
     return package_data_file("moses", folder, name, MOSES_SHA256[name] if verify else None, "molsets==0.3.1")
 
+
 def read_smiles_column(path: Path, column: str = "SMILES") -> list[str]:
     """One column of a (gzipped) CSV file, stripped, in file order."""
     opener = gzip.open if path.suffix == ".gz" else open

@@ -57,6 +57,14 @@ class _NodePretrainable(nn.Module):
         super().__init__()
         self.encoder = GCNNodeEncoder(in_features, tuple(widths), activation)
         self.epochs, self.lr, self.weight_decay, self.patience = epochs, lr, weight_decay, patience
+        self._graph_of: tuple[Tensor, CSRGraph] | None = None
+
+    def _graph(self, edge_index: Tensor, nodes: int) -> CSRGraph:
+        """The task's CSR graph, built once per ``edge_index`` tensor (and with it GCN's cached
+        normalisation) rather than once per epoch."""
+        if self._graph_of is None or self._graph_of[0] is not edge_index:
+            self._graph_of = (edge_index, _csr(edge_index, nodes))
+        return self._graph_of[1]
 
     def initialise(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -97,7 +105,7 @@ class _NodePretrainable(nn.Module):
     def embed(self, graphs: Sequence[Graph]) -> np.ndarray:
         x, edge_index = _one_graph(graphs)
         self.eval()
-        return self.encoder(x, _csr(edge_index, x.size(0))).numpy().astype(np.float64)
+        return self.encoder(x, self._graph(edge_index, x.size(0))).numpy().astype(np.float64)
 
 
 class DGI(_NodePretrainable):
@@ -107,7 +115,7 @@ class DGI(_NodePretrainable):
         self.discriminator = nn.Bilinear(hidden, hidden, 1)
 
     def loss(self, x: Tensor, edge_index: Tensor, generator: torch.Generator) -> Tensor:
-        graph = _csr(edge_index, x.size(0))
+        graph = self._graph(edge_index, x.size(0))
         real = self.encoder(x, graph)
         corrupted = self.encoder(x[torch.randperm(x.size(0), generator=generator)], graph)
         summary = torch.sigmoid(real.mean(0))
@@ -171,7 +179,7 @@ class SupervisedNodeEncoder(_NodePretrainable):
             raise ValueError("a training or validation node has no label (< 0)")
         self.head = nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.hidden, int(seen.max()) + 1))
         self.initialise(seed)
-        graph = _csr(edge_index, x.size(0))
+        graph = self._graph(edge_index, x.size(0))
         labels = torch.as_tensor(supervision.labels, dtype=torch.long)
         train, val = torch.as_tensor(supervision.train), torch.as_tensor(supervision.val)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -179,14 +187,11 @@ class SupervisedNodeEncoder(_NodePretrainable):
         for epoch in range(self.epochs):
             self.train()
             logits = self.head(self.encoder(x, graph))
-            loss = F.cross_entropy(logits[train], labels[train])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            history.append(optimisation_step(self, optimizer, F.cross_entropy(logits[train], labels[train]),
+                                             f"epoch {epoch + 1}"))
             self.eval()
             with torch.no_grad():
                 val_accuracy = float((self.head(self.encoder(x, graph))[val].argmax(1) == labels[val]).float().mean())
-            history.append(loss.item())
             if on_epoch is not None:
                 on_epoch(epoch + 1, self.epochs, {"train_loss": history[-1], "val_accuracy_frac": val_accuracy})
             if val_accuracy > best:
@@ -224,17 +229,16 @@ class MVGRLNode(_NodePretrainable):
         self.diffusion_act = nn.PReLU()
         self.discriminator = nn.Bilinear(hidden, hidden, 1)
         self.alpha = alpha
-        self._diffusion: tuple[tuple[int, int, int], Tensor] | None = None
+        self._diffusion: tuple[Tensor, Tensor] | None = None
 
     def initialise(self, seed: int) -> None:
         super().initialise(seed)
         nn.init.zeros_(self.diffusion_bias)
 
     def _views(self, x: Tensor, edge_index: Tensor) -> tuple[CSRGraph, Tensor]:
-        key = (x.size(0), edge_index.size(1), int((edge_index[0] * x.size(0) + edge_index[1]).sum()))
-        if self._diffusion is None or self._diffusion[0] != key:
-            self._diffusion = (key, ppr_diffusion(edge_index, x.size(0), self.alpha))
-        return _csr(edge_index, x.size(0)), self._diffusion[1]
+        if self._diffusion is None or self._diffusion[0] is not edge_index:
+            self._diffusion = (edge_index, ppr_diffusion(edge_index, x.size(0), self.alpha))
+        return self._graph(edge_index, x.size(0)), self._diffusion[1]
 
     def _encode(self, x: Tensor, graph: CSRGraph, diffusion: Tensor) -> tuple[Tensor, Tensor]:
         # (S X) W rather than S (X W): the same product, with the dense n x n multiply on F columns, not hidden

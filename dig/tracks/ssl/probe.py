@@ -23,7 +23,8 @@ on training folds; the issue allows either.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,9 +70,7 @@ def probe(embeddings: np.ndarray, labels: np.ndarray, task: str, seed: int, unit
           estimator: Callable[[], object] | None = None, folds: int = 10) -> ProbeScore:
     """Nested CV of a linear probe. ``task`` is ``classification`` (accuracy) or ``regression`` (MAE in
     ``unit``). ``estimator`` builds the inner search (default: the grids above); the outer split uses ``seed``."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
-    from threadpoolctl import threadpool_limits
 
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -84,18 +83,31 @@ def probe(embeddings: np.ndarray, labels: np.ndarray, task: str, seed: int, unit
         outer = KFold(folds, shuffle=True, random_state=seed)
         search, scoring, sign = (estimator or default_regressor)(), "neg_mean_absolute_error", -1.0
         metric = f"mae_{unit}" if unit else "mae"
-    # One BLAS thread: these matrices are small, and two threads beside a second process were 6-10x slower.
-    with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with _fitting() as unconverged:
         result = cross_validate(search, embeddings, labels, cv=outer, scoring=scoring, return_estimator=True,
                                 error_score="raise")
     scores = tuple(float(sign * s) for s in result["test_score"])
     chosen = tuple(_chosen_regularisation(e) for e in result["estimator"])
-    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return ProbeScore(metric, float(np.mean(scores)), float(np.std(scores)), scores, chosen, len(unconverged))
+
+
+@contextmanager
+def _fitting() -> Iterator[list]:
+    """Fits inside run on one BLAS thread (these matrices are small, and two threads beside a second process
+    were 6-10x slower); the list it yields collects the fits that stopped at max_iter (scikit-learn's
+    ConvergenceWarning), and every other warning is passed on."""
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    unconverged: list = []
+    with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield unconverged
     for w in caught:
-        if not issubclass(w.category, ConvergenceWarning):
+        if issubclass(w.category, ConvergenceWarning):
+            unconverged.append(w)
+        else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return ProbeScore(metric, float(np.mean(scores)), float(np.std(scores)), scores, chosen, unconverged)
 
 
 def _chosen_regularisation(fitted) -> float:
@@ -111,12 +123,10 @@ def probe_nodes(embeddings: np.ndarray, labels: np.ndarray, train: np.ndarray, v
     """Logistic regression on the ``train`` rows, C chosen on the ``val`` rows, ``test`` rows scored once.
     ``estimator`` builds the unfitted pipeline whose last step takes ``C`` (default: scaler + logistic)."""
     from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
 
     train, val, test = (np.asarray(s, dtype=np.int64) for s in (train, val, test))
     if set(train.tolist()) & set(val.tolist()) or set(test.tolist()) & (set(train.tolist()) | set(val.tolist())):
@@ -127,13 +137,11 @@ def probe_nodes(embeddings: np.ndarray, labels: np.ndarray, train: np.ndarray, v
     parameter = f"{pipeline.steps[-1][0]}__C"
     rows = np.concatenate([train, val])
     split = PredefinedSplit(np.concatenate([np.full(train.size, -1), np.zeros(val.size, dtype=np.int64)]))
-    with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with _fitting() as unconverged:
         search = GridSearchCV(pipeline, {parameter: list(C_GRID)}, cv=split, scoring="accuracy", refit=False,
                               error_score="raise").fit(embeddings[rows], labels[rows])
         chosen = float(search.best_params_[parameter])
         final = clone(pipeline).set_params(**{parameter: chosen}).fit(embeddings[train], labels[train])
         accuracy = float(final.score(embeddings[test], labels[test]))
-    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return ProbeScore("accuracy_frac", accuracy, 0.0, (accuracy,), (chosen,), unconverged,
+    return ProbeScore("accuracy_frac", accuracy, 0.0, (accuracy,), (chosen,), len(unconverged),
                       validation=float(search.best_score_))
