@@ -5,6 +5,16 @@ from __future__ import annotations
 from dig.plugins import hookimpl
 from dig.registry import Registry
 from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
+from dig.tracks.ssl.denoising.bm3d_baseline import BM3D
+from dig.tracks.ssl.denoising.datasets import CareTask, FluoSimTask, NaturalGrayTask, StardistNucleiTask
+from dig.tracks.ssl.denoising.gvtnet import GVTNetDenoiser
+from dig.tracks.ssl.denoising.metrics import denoising_scores
+from dig.tracks.ssl.denoising.nlm import NonLocalMeans
+from dig.tracks.ssl.denoising.noise2same import Noise2Same
+from dig.tracks.ssl.denoising.noise2self import Noise2Self
+from dig.tracks.ssl.denoising.noise2true import Noise2True
+from dig.tracks.ssl.denoising.noise2void import Noise2Void
+from dig.tracks.ssl.denoising.noisy_input import NoisyInput
 from dig.tracks.ssl.file_datasets import PlanetoidTask, TUTask
 from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder
 from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask
@@ -48,6 +58,16 @@ def _random_hparams() -> dict[str, dict]:
             for budget in graph}
 
 
+# Image level: one U-Net (2 down-samplings, width 16, batch norm) for every learned denoiser, so that rows
+# differ in their loss only (gvtnet: the same with GVTOs). The papers train 50,000+ steps of 64 patches with
+# wider, deeper nets; ``default`` is cut to fit the 2-core budget and ``paper`` keeps the seed's setting.
+DENOISER = {"smoke": {"width": 8, "depth": 2, "patch": 32, "batch": 4, "steps": 4, "eval_every": 2,
+                      "validation_patches": 4},
+            "default": {"width": 16, "depth": 2, "patch": 48, "batch": 8, "steps": 200, "eval_every": 50},
+            "paper": {"width": 96, "depth": 3, "patch": 64, "batch": 64, "steps": 50000, "eval_every": 1000}}
+IMAGE_LEVEL = ("image",)
+
+
 @hookimpl
 def dig_register(registry: Registry) -> None:
     registry.add_track("ssl", SSLTrack(),
@@ -68,6 +88,34 @@ def dig_register(registry: Registry) -> None:
         registry.add_dataset(name, PlanetoidTask(name, name), track="ssl", evaluator="linear-probe",
                              summary=f"{name} from Planetoid's ind.{name}.* files (dig data prepare {name} --track ssl "
                                      "--from FOLDER)")
+    for dim in (2, 3):
+        registry.add_dataset(f"fluo-sim-{dim}d", FluoSimTask(dim), track="ssl", evaluator="denoising-psnr-ssim",
+                             summary=f"Simulated {dim}D fluorescence nuclei under 3 cameras (C0/C1/C2: 30/12/6 photons)")
+    registry.add_dataset("natural-gray", NaturalGrayTask(), track="ssl", evaluator="denoising-psnr-ssim",
+                         summary="scikit-image photographs in grayscale, Gaussian noise sigma 25 (BSD68 protocol)")
+    registry.add_dataset("stardist-nuclei", StardistNucleiTask(), track="ssl", evaluator="denoising-psnr-ssim",
+                         summary="Trained on fluo-sim-2d; tested on the real stardist nuclei image under the 3 cameras")
+    registry.add_dataset("care", CareTask(), track="ssl", evaluator="denoising-psnr-ssim",
+                         summary="CARE-style low/ + GT/ TIFF pairs (dig data prepare care --track ssl --from DIR)")
+    registry.add_evaluator("denoising-psnr-ssim", denoising_scores, track="ssl",
+                           summary="PSNR (dB) and SSIM of denoised vs clean images, scikit-image, stated data range")
+    image_methods = (
+        ("noise2same", Noise2Same, 2.0, "Noise2Same (Xie et al. 2020): reconstruction + 2 x sqrt(invariance), no blind spot"),
+        ("noise2void", Noise2Void, 1.0, "Noise2Void (Krull et al. 2019): blind spot, uniform pixel manipulation"),
+        ("noise2self", Noise2Self, 1.0, "Noise2Self (Batson & Royer 2019): J-invariant grid masks, donut fill"),
+        ("noise2true", Noise2True, 1.0, "Ceiling: the same U-Net trained on clean targets (CARE's supervised loss)"),
+        ("gvtnet", GVTNetDenoiser, 1.3, "GVTNet (Wang et al. 2021): the U-Net with global voxel transformer operators, "
+                                        "supervised"),
+    )
+    for name, cls, cost, summary in image_methods:
+        registry.add_model(name, cls, track="ssl", hparams=DENOISER, relative_cost=cost, levels=IMAGE_LEVEL,
+                           summary=summary)
+    registry.add_model("nlm", NonLocalMeans, track="ssl", relative_cost=0.1, levels=IMAGE_LEVEL,
+                       summary="Non-local means (scikit-image), sigma estimated from each image, h = 0.8 sigma")
+    registry.add_model("bm3d", BM3D, track="ssl", relative_cost=0.3, levels=IMAGE_LEVEL,
+                       summary="BM3D (the bm3d package), sigma estimated from each image")
+    registry.add_model("noisy-input", NoisyInput, track="ssl", relative_cost=0.01, levels=IMAGE_LEVEL,
+                       summary="Floor: the noisy input itself")
     registry.add_evaluator("linear-probe", probe, track="ssl",
                            summary="Graphs: nested 10-fold CV, logistic C or ridge alpha on training folds; "
                                    "nodes: C on the validation nodes")

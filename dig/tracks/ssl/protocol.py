@@ -11,7 +11,12 @@
   ``embed`` returns one row per node; the probe is a logistic regression fitted on the training nodes with
   C chosen on the validation nodes, scoring the test nodes once (``probe.probe_nodes``). The ``supervised``
   ceiling alone also gets the training and validation labels (``pretrain(..., supervision=...)``).
-- Every task and method says its ``level`` ("graph" or "node"); a method runs only on tasks of its level.
+- An image-level dataset (the image half: self-supervised denoising) gives an ``ImageTask``: training and
+  validation images (noisy, with their clean versions that only ``uses_clean`` methods receive) and test
+  images per noise condition. A denoiser is built by ``build(dim=..., **hparams)`` and has
+  ``fit(noisy, seed, on_epoch=None, clean=None, val_noisy=..., val_clean=None) -> dict`` and
+  ``denoise(noisy) -> ndarray`` (same shape); the track scores PSNR/SSIM against the clean test images.
+- Every task and method says its ``level`` ("graph", "node" or "image"); a method runs only on tasks of its level.
 - The evaluator is the linear probe of ``probe.py``: nested cross-validation, hyper-parameters chosen on the
   training folds only, each outer test fold scored once. Metrics: ``accuracy_frac`` (classes) or
   ``mae_<unit>`` (regression), mean over the 10 outer folds; the fold std is kept in the record's extra.
@@ -69,6 +74,26 @@ class NodeTask:
     @property
     def deduplication(self) -> dict[str, int]:
         return {}
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    level = "image"
+    task = "denoising"
+    name: str
+    dim: int  # 2 or 3
+    data_range: float  # of the clean images, for PSNR and SSIM
+    train_noisy: list[np.ndarray]
+    train_clean: list[np.ndarray]
+    val_noisy: list[np.ndarray]
+    val_clean: list[np.ndarray]
+    test: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]  # condition -> (noisy, clean) images
+    description: str = ""
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(self.test)
+
 
 
 @dataclass(frozen=True)
