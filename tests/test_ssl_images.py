@@ -229,3 +229,15 @@ def test_a_learned_denoiser_gives_the_same_numbers_for_the_same_seed():
         model.fit(task.train_noisy[:6], seed, val_noisy=task.val_noisy[:1])
         outputs.append(model.denoise(task.test["C0"][0][0]))
     assert np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
+
+
+def test_nan_images_and_nan_losses_name_the_method_and_the_fix():
+    from dig.tracks.ssl.denoising.noise2void import Noise2Void
+
+    images = [np.ones((40, 40), dtype=np.float32), np.full((40, 40), np.nan, dtype=np.float32)]
+    model = Noise2Void(dim=2, width=4, depth=1, patch=32, batch=2, steps=3, eval_every=3, validation_patches=2)
+    with pytest.raises(ValueError, match="Noise2Void: training image 1 holds NaN or inf pixels"):
+        model.fit(images, 0, val_noisy=images[:1])
+    model.lr = float("inf")  # a diverging optimiser: the loss turns NaN inside training
+    with pytest.raises(FloatingPointError, match="Noise2Void: the training loss became nan at step 2; check the images"):
+        model.fit(images[:1], 0, val_noisy=images[:1])

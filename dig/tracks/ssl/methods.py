@@ -30,13 +30,14 @@ Graph = tuple[Tensor, Tensor]  # (node features [n, F], edge_index [2, e])
 EpochCallback = Callable[[int, int, Mapping[str, float]], None]
 
 
-def optimisation_step(method: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, where: str) -> float:
-    """One Adam step on a finite loss; a NaN/inf loss stops pre-training with the method, ``where`` it
-    happened and the fix."""
+def optimisation_step(method: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, where: str,
+                      inputs: str = "node features") -> float:
+    """One Adam step on a finite loss; a NaN/inf loss stops training with the method, ``where`` it happened
+    and the fix (check the ``inputs`` for NaN/inf, or lower the learning rate)."""
     if not torch.isfinite(loss):
         raise FloatingPointError(
-            f"{type(method).__name__}: the pre-training loss became {loss.item()} at {where}; check the node "
-            f"features for NaN/inf, or lower the learning rate ({optimizer.param_groups[0]['lr']})")
+            f"{type(method).__name__}: the training loss became {loss.item()} at {where}; check the {inputs} "
+            f"for NaN/inf, or lower the learning rate ({optimizer.param_groups[0]['lr']})")
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

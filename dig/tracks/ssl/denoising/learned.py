@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dig.nn.gvto import GVTNet
 from dig.nn.unet import UNet
+from dig.tracks.ssl.methods import optimisation_step
 
 EpochCallback = Callable[[int, int, Mapping[str, float]], None]
 VALIDATION_SEED = 12345
@@ -87,6 +88,10 @@ class LearnedDenoiser(nn.Module):
             raise ValueError(f"{type(self).__name__} is supervised: it needs clean training and validation images")
         if not self.uses_clean:
             clean = val_clean = None
+        for index, image in enumerate(noisy):
+            if not np.isfinite(image).all():
+                raise ValueError(f"{type(self).__name__}: training image {index} holds NaN or inf pixels; clean or drop "
+                                 "it before training (denoisers expect finite intensities)")
         values = np.concatenate([image.ravel() for image in noisy])
         self.mean.fill_(float(values.mean()))
         self.std.fill_(float(values.std()) or 1.0)
@@ -102,14 +107,7 @@ class LearnedDenoiser(nn.Module):
             self.train()
             x, y = sample_patches(noisy, clean, self.batch, self.patch, generator)
             loss = self.loss(self._normalise(x), None if y is None else self._normalise(y), generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{type(self).__name__}: the training loss became {loss.item()} at step {step}; check the images "
-                    f"for NaN/inf, or lower the learning rate ({self.lr})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(optimisation_step(self, optimizer, loss, f"step {step}", inputs="images"))
             if step % self.eval_every == 0 or step == self.steps:
                 val = self._validation_loss(validation)
                 history["val_loss"].append(val)
