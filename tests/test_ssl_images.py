@@ -241,3 +241,15 @@ def test_nan_images_and_nan_losses_name_the_method_and_the_fix():
     model.lr = float("inf")  # a diverging optimiser: the loss turns NaN inside training
     with pytest.raises(FloatingPointError, match="Noise2Void: the training loss became nan at step 2; check the images"):
         model.fit(images[:1], 0, val_noisy=images[:1])
+
+
+def test_tiled_prediction_covers_every_pixel_and_matches_whole_image_prediction_for_a_local_net():
+    from dig.tracks.ssl.denoising.noise2true import Noise2True
+
+    torch.manual_seed(0)
+    model = Noise2True(dim=2, width=4, depth=1, norm="none", tile=32)
+    model.network = torch.nn.Conv2d(1, 1, 1)  # pointwise: tiles cannot change the result
+    image = np.random.default_rng(0).normal(size=(70, 45)).astype(np.float32)
+    tiled = model.denoise(image)
+    model.tile = None
+    assert tiled.shape == image.shape and np.allclose(tiled, model.denoise(image), atol=1e-6)

@@ -12,6 +12,7 @@ images are never seen in training or selection. Prediction is the network on the
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -66,8 +67,9 @@ class LearnedDenoiser(nn.Module):
 
     def __init__(self, dim: int = 2, width: int = 32, depth: int = 2, norm: str = "batch", patch: int = 64,
                  batch: int = 16, steps: int = 400, lr: float = 4e-4, eval_every: int = 50,
-                 validation_patches: int = 32) -> None:
+                 validation_patches: int = 32, tile: int | None = None) -> None:
         super().__init__()
+        self.tile = tile
         network = GVTNet if self.backbone == "gvtnet" else UNet
         self.network = network(dim=dim, width=width, depth=depth, norm=norm)
         self.dim, self.patch, self.batch, self.steps, self.lr = dim, patch, batch, steps, lr
@@ -144,6 +146,26 @@ class LearnedDenoiser(nn.Module):
 
     @torch.no_grad()
     def denoise(self, noisy: np.ndarray) -> np.ndarray:
+        """The network on the whole image, or with ``tile`` on overlapping tiles of that side (overlap a
+        quarter tile, outputs averaged where tiles overlap): GVTNet's attention is global over its input, so
+        whole-image inference costs (pixels / 16)^2 at its bottom level; tiles bound it."""
         self.eval()
         x = self._normalise(torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32))[None, None])
-        return (self.network(x) * self.std + self.mean)[0, 0].numpy()
+        if self.tile is None or all(side <= self.tile for side in x.shape[2:]):
+            return (self.network(x) * self.std + self.mean)[0, 0].numpy()
+        return (self._tiled(x) * self.std + self.mean)[0, 0].numpy()
+
+    def _tiled(self, x: Tensor) -> Tensor:
+        step = self.tile - self.tile // 4
+        starts = []
+        for side in x.shape[2:]:
+            axis = list(range(0, max(side - self.tile, 0) + 1, step))
+            if axis[-1] + self.tile < side:
+                axis.append(side - self.tile)
+            starts.append(axis)
+        total, count = torch.zeros_like(x), torch.zeros_like(x)
+        for origin in itertools.product(*starts):
+            window = (..., *(slice(o, o + self.tile) for o in origin))
+            total[window] += self.network(x[window])
+            count[window] += 1
+        return total / count
