@@ -103,15 +103,14 @@ def dig_register(registry: Registry) -> None:
     registry.add_evaluator("denoising-psnr-ssim", denoising_scores, track="ssl",
                            summary="PSNR (dB) and SSIM of denoised vs clean images, scikit-image, stated data range")
     image_methods = (
-        ("noise2same", Noise2Same, 2.0, "Noise2Same (Xie et al. 2020): reconstruction + 2 x sqrt(invariance), no blind spot"),
-        ("noise2void", Noise2Void, 1.0, "Noise2Void (Krull et al. 2019): blind spot, uniform pixel manipulation"),
-        ("noise2self", Noise2Self, 1.0, "Noise2Self (Batson & Royer 2019): J-invariant grid masks, donut fill"),
-        ("noise2true", Noise2True, 1.0, "Ceiling: the same U-Net trained on clean targets (CARE's supervised loss)"),
-        ("gvtnet", GVTNetDenoiser, 1.3, "GVTNet (Wang et al. 2021): the U-Net with global voxel transformer operators, "
-                                        "supervised"),
+        ("noise2same", Noise2Same, DENOISER, 2.0, "Noise2Same (Xie et al. 2020): reconstruction + 2 x sqrt(invariance), no blind spot"),
+        ("noise2void", Noise2Void, DENOISER, 1.0, "Noise2Void (Krull et al. 2019): blind spot, uniform pixel manipulation"),
+        ("noise2self", Noise2Self, DENOISER, 1.0, "Noise2Self (Batson & Royer 2019): J-invariant grid masks, donut fill"),
+        ("noise2true", Noise2True, DENOISER, 1.0, "Ceiling: the same U-Net trained on clean targets (CARE's supervised loss)"),
+        ("gvtnet", GVTNetDenoiser, GVTNET, 1.3, "GVTNet (Wang et al. 2021): the U-Net with global voxel transformer "
+                                                "operators, supervised"),
     )
-    for name, cls, cost, summary in image_methods:
-        hparams = GVTNET if name == "gvtnet" else DENOISER
+    for name, cls, hparams, cost, summary in image_methods:
         registry.add_model(name, cls, track="ssl", hparams=hparams, relative_cost=cost, levels=IMAGE_LEVEL,
                            summary=summary)
     registry.add_model("nlm", NonLocalMeans, track="ssl", relative_cost=0.1, levels=IMAGE_LEVEL,

@@ -95,7 +95,6 @@ class ImageTask:
         return tuple(self.test)
 
 
-
 @dataclass(frozen=True)
 class Supervision:
     """What the ``supervised`` ceiling may see of a node task: labels of the training and validation nodes."""

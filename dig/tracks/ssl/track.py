@@ -123,9 +123,13 @@ class SSLTrack:
                  "chosen_regularisation": list(score.chosen), "probe_unconverged_fits": score.unconverged_fits,
                  "embedding_dim": int(embeddings.shape[1]),
                  "deduplication": data.deduplication}
-        params = sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
-        return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=params, train_s=train_s,
+        return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=_parameters(method), train_s=train_s,
                           eval_s=eval_s, extra=extra)
+
+
+def _parameters(method: Any) -> int:
+    """Trainable size of a method: its torch parameters, 0 for the untrained ones (classical denoisers)."""
+    return sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
 
 
 def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str, Any], on_epoch) -> JobOutcome:
@@ -156,6 +160,5 @@ def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str
     eval_s = time.perf_counter() - start
     extra = {"history": history, "data_range": data.data_range, "inference_ms_per_image": float(np.mean(inference_ms)),
              "test_images": {c: len(noisy) for c, (noisy, _) in data.test.items()}}
-    params = sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
-    return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=params, train_s=train_s,
+    return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=_parameters(method), train_s=train_s,
                       eval_s=eval_s, extra=extra)

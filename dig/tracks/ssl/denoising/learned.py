@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,9 +21,8 @@ from torch import Tensor, nn
 
 from dig.nn.gvto import GVTNet
 from dig.nn.unet import UNet
-from dig.tracks.ssl.methods import optimisation_step
+from dig.tracks.ssl.methods import EpochCallback, optimisation_step
 
-EpochCallback = Callable[[int, int, Mapping[str, float]], None]
 VALIDATION_SEED = 12345
 
 
