@@ -152,8 +152,9 @@ def _print_aggregates(rows: list[dict[str, str]], title: str, split: str = "test
         table = Table(title=f"{title}: {track} · {dataset} · {budget} ({split}, mean ± std over seeds)", title_justify="left")
         table.add_column("model")
         table.add_column("plugin")
+        higher = {a.metric: a.higher_is_better for a in members}
         for metric in metrics:
-            table.add_column(f"{metric} {'↑' if members[0].higher_is_better else '↓'}", justify="right")
+            table.add_column(f"{metric} {'↑' if higher[metric] else '↓'}", justify="right")
         table.add_column("n", justify="right")
         by_key = {(a.label, a.metric): a for a in members}
         for model, plugin in sorted({(a.label, a.plugin) for a in members}):

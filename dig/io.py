@@ -1,4 +1,5 @@
-"""Atomic writes and checksums: a file is either absent or complete, never half-written."""
+"""Atomic writes, checksums and the on-disk layout the runner and the leaderboard share: a file is either
+absent or complete, never half-written."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
 def finite_json(obj: Any) -> Any:
     """``obj`` with every non-finite float replaced by ``None``: standard JSON has no NaN or Infinity."""
     if isinstance(obj, float):
@@ -68,3 +73,9 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     """Content hash of a JSON-serialisable object, independent of key order."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def figure_path(folder: str | Path, track: str, dataset: str, model: str) -> Path:
+    """Where a job's picture goes: ``<folder>/figures/<track>/<dataset>/<model>.png`` (under a bench's --out, and
+    the same layout under ``leaderboards/``, where ``dig leaderboard publish`` shows it)."""
+    return Path(folder) / "figures" / track / dataset / f"{model}.png"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dig.errors import UnknownNameError
-from dig.io import atomic_write_text
+from dig.io import atomic_write_text, figure_path
 from dig.leaderboard.table import Aggregate, aggregate, audit, failed_jobs, metric_order, read_rows
 from dig.registry import Registry
 
@@ -84,8 +84,22 @@ def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str
     return "; ".join(parts) + "."
 
 
+Figures = dict[tuple[str, str], list[tuple[str, str]]]  # (track, dataset) -> [(model, path relative to the page)]
+
+
+def find_figures(folder: Path, aggregates: list[Aggregate]) -> Figures:
+    """The pictures ``figures/<track>/<dataset>/<model>.png`` under ``folder`` of the models in the tables."""
+    found: Figures = {}
+    for track, dataset, model in sorted({(a.track, a.dataset, a.model) for a in aggregates}):
+        path = figure_path(folder, track, dataset, model)
+        if path.is_file():
+            found.setdefault((track, dataset), []).append((model, path.relative_to(folder).as_posix()))
+    return found
+
+
 def markdown_tables(aggregates: list[Aggregate], heading: str = "",
-                    epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None) -> str:
+                    epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None,
+                    figures: Figures | None = None) -> str:
     parts = []
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         metrics = metric_order(aggs)
@@ -101,6 +115,8 @@ def markdown_tables(aggregates: list[Aggregate], heading: str = "",
             cells = [_cell(by_key.get((model, m))) for m in metrics]
             parts.append(f"| {md_text(model)} | {md_text(plugin)} | " + " | ".join(cells) + " |")
         parts.append("")
+        for model, path in (figures or {}).get((track, dataset), []):
+            parts.append(f"{md_text(model)} (image · truth · prediction, lowest seed):\n\n![{md_text(model)}]({path})\n")
     return "\n".join(parts)
 
 
@@ -180,7 +196,7 @@ def _svg_curves(aggs: list[Aggregate], family: str, points: list[tuple[int, str]
 
 def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregate] | None = None,
               epochs: dict[tuple[str, str, str], str] | None = None, notes: Notes | None = None,
-              model_info: list[tuple[str, str, str, tuple[str, ...]]] | None = None) -> str:
+              model_info: list[tuple[str, str, str, tuple[str, ...]]] | None = None, figures: Figures | None = None) -> str:
     body = [f"<h1>{html.escape(title)}</h1>"]
     for (track, dataset, budget), aggs in _groups(aggregates).items():
         body.append(f"<h2>{html.escape(f'{track} · {dataset} · budget {budget}')}</h2>")
@@ -196,6 +212,9 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
             cells = "".join(f"<td>{html.escape(_cell(by_key.get((model, m))))}</td>" for m in metrics)
             body.append(f"<tr><td>{html.escape(model)}</td><td>{html.escape(plugin)}</td>{cells}</tr>")
         body.append("</table>")
+        for model, path in (figures or {}).get((track, dataset), []):
+            body.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(model)}'><figcaption>"
+                        f"{html.escape(model)}: image · truth (green) · prediction (magenta), lowest seed</figcaption></figure>")
         families = curve_families(metrics)
         on_curves = {m for points in families.values() for _, m in points}
         for family, points in families.items():
@@ -285,7 +304,8 @@ def publish(folder: str | Path = "leaderboards", registry: Registry | None = Non
     ]
     references = [agg for path in sorted((folder / "references").glob("*.csv")) for agg in read_references(path)]
     notes, models = table_notes(aggregates, registry), model_notes(aggregates, registry)
-    md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs, notes=notes)
+    figures = find_figures(folder, aggregates)
+    md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs, notes=notes, figures=figures)
     if models:
         md += "\n## Models and their departures from the published code\n\n"
         for name, plugin, summary, departures in models:
@@ -299,5 +319,6 @@ def publish(folder: str | Path = "leaderboards", registry: Registry | None = Non
         )
     return [
         atomic_write_text(folder / "README.md", md),
-        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references, epochs, notes, models)),
+        atomic_write_text(folder / "index.html", html_page(aggregates, "dig leaderboards", references, epochs, notes, models,
+                                                                figures)),
     ]

@@ -6,6 +6,8 @@ it is moved aside to ``OUT/<track>/damaged/`` with the reason, and its job runs 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dig.io import atomic_write_json, atomic_write_text, stable_hash
+from dig.io import atomic_write_bytes, atomic_write_json, atomic_write_text, figure_path, stable_hash
 
 COLUMNS = (
     "track", "dataset", "split", "model", "plugin", "seed", "budget", "metric", "value", "unit",
@@ -156,4 +158,26 @@ def gather_csv(out_dir: str | Path, track: str) -> tuple[Path, list[DamagedRecor
     records, damaged = scan_records(out_dir, track)
     ordered = sorted(records.values(), key=lambda r: (r["dataset"], r["model"], r["seed"], r["budget"]))
     rows = [row for record in ordered for row in record_rows(record)]
+    write_figures(out_dir, track, ordered)
     return atomic_write_text(Path(out_dir) / f"{track}.csv", rows_to_csv(rows)), damaged
+
+
+def write_figures(out_dir: str | Path, track: str, records: Iterable[dict[str, Any]]) -> list[Path]:
+    """The PNG a job left in its record's ``extra.figure_png`` (base64), of the lowest seed of each
+    (dataset, model, budget), written atomically; a record without one is skipped."""
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        extra = record.get("extra") or {}
+        if record.get("status") != "ok" or not isinstance(extra, dict) or not isinstance(extra.get("figure_png"), str):
+            continue
+        key = (record["dataset"], record["model"])
+        if key not in chosen or record["seed"] < chosen[key]["seed"]:
+            chosen[key] = record
+    written = []
+    for (dataset, model), record in sorted(chosen.items()):
+        try:
+            data = base64.b64decode(record["extra"]["figure_png"], validate=True)
+        except (binascii.Error, ValueError):
+            continue  # a damaged picture costs the picture, never the table
+        written.append(atomic_write_bytes(figure_path(out_dir, track, dataset, model), data))
+    return written

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dig.nn.train_step import optimisation_step
 from dig.tracks.ssl.encoders import GINEncoder, xavier_init
 from dig.tracks.ssl.graphs import GraphBatch, collate
 from dig.tracks.ssl.objectives import jsd_local_global, nt_xent_graphcl
@@ -28,20 +29,6 @@ from dig.tracks.ssl.views import NodeDropping, Subgraph
 
 Graph = tuple[Tensor, Tensor]  # (node features [n, F], edge_index [2, e])
 EpochCallback = Callable[[int, int, Mapping[str, float]], None]
-
-
-def optimisation_step(method: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, where: str,
-                      inputs: str = "node features") -> float:
-    """One Adam step on a finite loss; a NaN/inf loss stops training with the method, ``where`` it happened
-    and the fix (check the ``inputs`` for NaN/inf, or lower the learning rate)."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(
-            f"{type(method).__name__}: the training loss became {loss.item()} at {where}; check the {inputs} "
-            f"for NaN/inf, or lower the learning rate ({optimizer.param_groups[0]['lr']})")
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
 def merge_per_graph(candidates: Sequence[GraphBatch], choice: Tensor) -> GraphBatch:

@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dig.nn.conv import GCNConv
+from dig.nn.train_step import optimisation_step
 from dig.ops import CSRGraph
 from dig.tracks.ssl.encoders import GCNNodeEncoder, xavier_init
 from dig.tracks.ssl.graphs import GraphBatch
-from dig.tracks.ssl.methods import EpochCallback, Graph, optimisation_step
+from dig.tracks.ssl.methods import EpochCallback, Graph
 from dig.tracks.ssl.objectives import nt_xent_grace
 from dig.tracks.ssl.protocol import Supervision
 from dig.tracks.ssl.views import EdgeRemoving, FeatureMasking

@@ -27,14 +27,13 @@ import numpy as np
 
 from dig.data.cache import load_cached_arrays, save_cached_arrays
 from dig.data.fluo_sim import Camera, add_camera_noise, fluorescence_set
-from dig.data.package_files import package_data_file
+from dig.data.stardist_nuclei import stardist_image
 from dig.errors import DataError
 from dig.tracks.ssl.protocol import ImageTask
 
 CAMERAS = (Camera("C0", 30.0, 1.0), Camera("C1", 12.0, 1.0), Camera("C2", 6.0, 1.0))
 FLUO = {2: {"shape": (128, 128), "count": 12, "radius": (5.0, 11.0), "train": 16, "val": 2, "test": 6},
         3: {"shape": (32, 64, 64), "count": 8, "radius": (4.0, 9.0), "train": 6, "val": 1, "test": 2}}
-STARDIST_IMAGE_SHA256 = "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750"
 NATURAL_TRAIN = ("astronaut", "brick", "coffee", "grass", "gravel", "moon", "page", "text", "rocket")
 NATURAL_VAL = ("clock",)
 NATURAL_TEST = ("camera", "coins", "chelsea")
@@ -75,16 +74,6 @@ class FluoSimTask:
                                    "simulated nuclei, cameras " + ", ".join(
                                        f"{c.name} {c.photons:g} photons" for c in CAMERAS))
         return self._task
-
-
-def stardist_image() -> np.ndarray:
-    """The real 512 x 512 fluorescence image of the stardist wheel, as float32 on the simulator's scale."""
-    import tifffile
-
-    path = package_data_file("stardist", "data/images", "img2d.tif", STARDIST_IMAGE_SHA256, "stardist==0.9.2")
-    raw = tifffile.imread(path).astype(np.float64)
-    low, high = np.percentile(raw, (1.0, 99.8))
-    return (0.05 + 0.8 * np.clip((raw - low) / (high - low), 0.0, None)).astype(np.float32)
 
 
 class StardistNucleiTask(FluoSimTask):

@@ -12,7 +12,6 @@ images are never seen in training or selection. Prediction is the network on the
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,8 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.gvto import GVTNet
+from dig.nn.tiling import predict_tiled
+from dig.nn.train_step import optimisation_step
 from dig.nn.unet import UNet
-from dig.tracks.ssl.methods import EpochCallback, optimisation_step
+from dig.tracks.ssl.methods import EpochCallback
 
 VALIDATION_SEED = 12345
 
@@ -152,19 +153,4 @@ class LearnedDenoiser(nn.Module):
         x = self._normalise(torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32))[None, None])
         if self.tile is None or all(side <= self.tile for side in x.shape[2:]):
             return (self.network(x) * self.std + self.mean)[0, 0].numpy()
-        return (self._tiled(x) * self.std + self.mean)[0, 0].numpy()
-
-    def _tiled(self, x: Tensor) -> Tensor:
-        step = self.tile - self.tile // 4
-        starts = []
-        for side in x.shape[2:]:
-            axis = list(range(0, max(side - self.tile, 0) + 1, step))
-            if axis[-1] + self.tile < side:
-                axis.append(side - self.tile)
-            starts.append(axis)
-        total, count = torch.zeros_like(x), torch.zeros_like(x)
-        for origin in itertools.product(*starts):
-            window = (..., *(slice(o, o + self.tile) for o in origin))
-            total[window] += self.network(x[window])
-            count[window] += 1
-        return total / count
+        return (predict_tiled(self.network, x, self.tile) * self.std + self.mean)[0, 0].numpy()
