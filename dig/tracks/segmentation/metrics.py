@@ -11,7 +11,7 @@ present in the truth or the prediction (an image where both lack it does not cou
 - ``nsd<τ>px_frac``: normalised surface Dice at tolerance τ pixels (``SurfaceDiceMetric``, Nikolov et al.
   2021): the share of both surfaces within τ of the other.
 With more than one foreground class the means over classes are reported and each class gets its own
-``dice_<class>_frac``.
+``dice_<class>_frac``; a class absent from every test truth and prediction is left out (no score, no NaN).
 Instances (datasets with instance maps): ``ap50_frac`` = TP / (TP + FP + FN) at IoU 0.5, pooled over the
 test images (stardist's ``matching_dataset``: "average precision" as in Schmidt et al. 2018, Caicedo et al.
 2019) and ``pq_frac`` = panoptic quality (Kirillov et al. 2019) from the same matching.
@@ -70,14 +70,17 @@ def semantic_scores(predictions: Sequence[np.ndarray], truths: Sequence[np.ndarr
             nsd[both] = sd[0].numpy()[both]
         for key, values in (("dice", dice), ("iou", iou), ("hd95", hd95), ("nsd", nsd)):
             per_image[key].append(np.where(present, values, np.nan))
-    means = {key: np.nanmean(np.stack(values), axis=0) if np.isfinite(np.stack(values)).any() else
-             np.full(foreground, np.nan) for key, values in per_image.items()}
+    stacked = {key: np.stack(values) for key, values in per_image.items()}
+    seen = np.isfinite(stacked["dice"]).any(axis=0)  # classes present in some test image's truth or prediction
+    if not seen.any():
+        raise ValueError("no foreground class appears in any truth or prediction; nothing to score")
+    means = {key: np.nanmean(values[:, seen], axis=0) for key, values in stacked.items()}
     tolerance_name = f"{tolerance:g}".replace(".", "p")
-    scores = {"dice_frac": float(np.nanmean(means["dice"])), "iou_frac": float(np.nanmean(means["iou"])),
-              "hd95_px": float(np.nanmean(means["hd95"])), f"nsd{tolerance_name}px_frac": float(np.nanmean(means["nsd"]))}
+    scores = {"dice_frac": float(means["dice"].mean()), "iou_frac": float(means["iou"].mean()),
+              "hd95_px": float(means["hd95"].mean()), f"nsd{tolerance_name}px_frac": float(means["nsd"].mean())}
     if foreground > 1:
-        for k, name in enumerate(classes[1:]):
-            scores[f"dice_{class_slug(name)}_frac"] = float(means["dice"][k])
+        for position, k in enumerate(np.flatnonzero(seen)):
+            scores[f"dice_{class_slug(classes[k + 1])}_frac"] = float(means["dice"][position])
     return scores
 
 
