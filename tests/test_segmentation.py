@@ -337,3 +337,47 @@ def test_smoke_bench_writes_records_figures_and_a_published_page(tmp_path):
     assert published.returncode == 0, published.stderr
     assert "![otsu](figures/segmentation/stardist-nuclei/otsu.png)" in (board / "README.md").read_text()
     assert "src='figures/segmentation/stardist-nuclei/unet.png'" in (board / "index.html").read_text()
+
+
+# --- nnU-Net's plan and MedSAM-lite ------------------------------------------------------------------------
+
+def test_nnunet_plan_is_read_back_from_nnunets_own_planner_for_a_fixture_dataset():
+    from dig.tracks.segmentation.nnunet import NNUNetSegmenter, build_planned_network, nnunet_plans
+
+    rng = np.random.default_rng(0)
+    labels = []
+    for i in range(4):
+        label = np.zeros((24, 40, 32), dtype=np.int64)
+        label[4:14, 8 + i:20 + i, 6:18] = 1
+        labels.append(label)
+    train = Split([(label + rng.normal(0, 0.2, label.shape)).astype(np.float32)[None] for label in labels], labels)
+    configuration, plans = nnunet_plans(train, classes=2, dim=3)
+    assert plans["dataset_name"].startswith("Dataset") and configuration["normalization_schemes"] == ["ZScoreNormalization"]
+    patch = configuration["patch_size"]
+    assert len(patch) == 3 and all(p <= s for p, s in zip(patch, (24, 40, 32), strict=True))
+    network = build_planned_network(configuration["architecture"], in_channels=1, classes=2)
+    assert type(network).__name__ == configuration["architecture"]["network_class_name"].rsplit(".", 1)[-1]
+    assert network(torch.zeros(1, 1, *patch)).shape == (1, 2, *patch)
+    model = NNUNetSegmenter(dim=3, classes=2, steps=1, eval_every=1)
+    history = model.fit(train, Split(train.images[:1], train.labels[:1]), seed=0)
+    assert history["nnunet_plan"]["patch_size"] == patch and model.batch == configuration["batch_size"]
+    assert model.predict(train.images[0]).labels.shape == (24, 40, 32)
+
+
+def test_medsam_lite_uses_sams_decoder_without_torchvision_and_returns_one_mask_per_box():
+    import sys
+
+    from dig.tracks.segmentation.medsam_lite import MedSAMLite
+
+    model = MedSAMLite(window=32, patch=8, embed=16, depth=1, heads=2, batch=2, boxes=2, steps=2, eval_every=1)
+    assert "torchvision" not in sys.modules
+    assert type(model.mask_decoder).__module__ == "segment_anything.modeling.mask_decoder"
+    train = blobs(3, 0, shape=(40, 40))
+    history = model.fit(train, blobs(1, 1, shape=(40, 40)), seed=0)
+    assert history["steps"] == 2 and len(history["val_box_dice"]) == 2
+    image = train.images[0]
+    masks = model.predict_boxes(image, [(2, 2, 12, 12), (0, 0, 40, 40), (30, 30, 31, 31)])
+    assert masks.shape == (3, 40, 40) and masks.dtype == bool
+    again = MedSAMLite(window=32, patch=8, embed=16, depth=1, heads=2, batch=2, boxes=2, steps=2, eval_every=1)
+    again.fit(train, blobs(1, 1, shape=(40, 40)), seed=0)
+    assert np.array_equal(again.predict_boxes(image, [(2, 2, 12, 12)]), model.predict_boxes(image, [(2, 2, 12, 12)]))

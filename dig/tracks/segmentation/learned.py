@@ -47,10 +47,12 @@ def foreground_dice(prediction: np.ndarray, truth: np.ndarray, classes: int) -> 
 
 
 class PatchSampler:
-    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int, generator: torch.Generator):
+    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int | tuple[int, ...],
+                 generator: torch.Generator):
         self.images, self.labels, self.generator = images, labels, generator
         spatial = np.array([image.shape[1:] for image in images])
-        self.shape = tuple(int(min(patch, side)) for side in spatial.min(axis=0))
+        sides = (patch,) * spatial.shape[1] if isinstance(patch, int) else tuple(patch)
+        self.shape = tuple(int(min(p, side)) for p, side in zip(sides, spatial.min(axis=0), strict=True))
         volumes = torch.tensor([float(np.prod(s)) for s in spatial])
         self.weights = volumes / volumes.sum()
         self.foreground = [np.argwhere(label > 0) for label in labels]
@@ -85,7 +87,8 @@ class PatchSampler:
 
 class LearnedSegmenter(nn.Module):
     """Subclasses define ``build_network(dim, in_channels, classes, width, depth, norm) -> nn.Module`` (logits
-    ``[B, classes, *spatial]`` for any input size)."""
+    ``[B, classes, *spatial]`` for any input size); ``configure(train)`` may re-plan the network, patch, batch
+    and normalisation from the training data before training starts (nnU-Net)."""
 
     prompted = False
 
@@ -100,6 +103,12 @@ class LearnedSegmenter(nn.Module):
     def build_network(self, dim: int, in_channels: int, classes: int, width: int, depth: int, norm: str) -> nn.Module:
         raise NotImplementedError
 
+    def configure(self, train: Split) -> None:
+        """Nothing to plan: the network, patch and batch are the budget's."""
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        return standardise(image)
+
     def fit(self, train: Split, val: Split, seed: int, on_epoch: EpochCallback | None = None) -> dict:
         from monai.losses import DiceCELoss
 
@@ -109,12 +118,14 @@ class LearnedSegmenter(nn.Module):
             if not np.isfinite(image).all():
                 raise ValueError(f"{type(self).__name__}: training image {index} holds NaN or inf pixels; clean or "
                                  "drop it before training")
+        self.configure(train)
         torch.manual_seed(seed)
         for module in self.network.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
         generator = torch.Generator().manual_seed(seed)
-        sampler = PatchSampler([standardise(image) for image in train.images], list(train.labels), self.patch, generator)
+        sampler = PatchSampler([self.normalise(image) for image in train.images], list(train.labels), self.patch,
+                               generator)
         criterion = DiceCELoss(to_onehot_y=True, softmax=True)
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
         best, best_state, history, losses = -1.0, None, {"val_dice": [], "best_step": 0}, []
@@ -141,7 +152,7 @@ class LearnedSegmenter(nn.Module):
     def probabilities(self, image: np.ndarray) -> Tensor:
         """Softmax class probabilities [classes, *spatial] of one image [C, *spatial]."""
         self.eval()
-        x = torch.from_numpy(standardise(image))[None]
+        x = torch.from_numpy(self.normalise(image))[None]
         if self.tile is not None and any(side > self.tile for side in x.shape[2:]):
             logits = predict_tiled(self.network, x, self.tile)
         else:
