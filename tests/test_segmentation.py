@@ -381,3 +381,20 @@ def test_medsam_lite_uses_sams_decoder_without_torchvision_and_returns_one_mask_
     again = MedSAMLite(window=32, patch=8, embed=16, depth=1, heads=2, batch=2, boxes=2, steps=2, eval_every=1)
     again.fit(train, blobs(1, 1, shape=(40, 40)), seed=0)
     assert np.array_equal(again.predict_boxes(image, [(2, 2, 12, 12)]), model.predict_boxes(image, [(2, 2, 12, 12)]))
+
+
+def test_overlay_picture_shows_image_truth_and_prediction_at_a_readable_size():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from dig.tracks.segmentation.overlay import overlay_png
+
+    truth = np.zeros((48, 48, 48), dtype=np.int64)
+    truth[10:30, 10:30, 10:30] = 1
+    picture = Image.open(io.BytesIO(base64.b64decode(overlay_png(np.zeros((1, 48, 48, 48), np.float32), truth, truth))))
+    assert picture.size == (3 * 144 + 8, 144)  # three panels of the middle slice, enlarged 3x, two 4-pixel gaps
+    large = Image.open(io.BytesIO(base64.b64decode(overlay_png(np.zeros((1, 512, 512), np.float32),
+                                                               np.zeros((512, 512), int), np.zeros((512, 512), int)))))
+    assert large.size == (3 * 256 + 8, 256)

@@ -11,6 +11,7 @@ import numpy as np
 TRUTH_RGB = (0, 220, 0)
 PREDICTION_RGB = (255, 0, 255)
 MAX_SIDE = 256
+MIN_SIDE = 128
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -31,7 +32,7 @@ def _outlined(rgb: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int])
 def overlay_png(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> str:
     """Base64 PNG of [image | truth outlines | prediction outlines] for one [C, *spatial] image and its label
     (or instance) maps; 3D inputs show their middle slice along the first axis; sides above 256 are
-    subsampled."""
+    subsampled, sides below 128 enlarged by whole pixels."""
     from PIL import Image
 
     if truth.ndim == 3:
@@ -40,9 +41,11 @@ def overlay_png(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) ->
     step = max(1, int(np.ceil(max(truth.shape) / MAX_SIDE)))
     image, truth, prediction = image[:, ::step, ::step], truth[::step, ::step], prediction[::step, ::step]
     gray = _gray(image)
-    gap = np.full((gray.shape[0], 4, 3), 255, dtype=np.uint8)
-    panel = np.concatenate([gray, gap, _outlined(gray, truth, TRUTH_RGB), gap,
-                            _outlined(gray, prediction, PREDICTION_RGB)], axis=1)
+    panels = [gray, _outlined(gray, truth, TRUTH_RGB), _outlined(gray, prediction, PREDICTION_RGB)]
+    zoom = max(1, -(-MIN_SIDE // max(truth.shape)))  # small volumes (48^3) are enlarged, pixel by pixel
+    panels = [panel.repeat(zoom, axis=0).repeat(zoom, axis=1) for panel in panels]
+    gap = np.full((panels[0].shape[0], 4, 3), 255, dtype=np.uint8)
+    panel = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
     buffer = io.BytesIO()
     Image.fromarray(panel).save(buffer, format="PNG", optimize=True)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
