@@ -198,6 +198,26 @@ def test_bench_ssl_smoke_on_an_image_dataset(tmp_path):
     assert values["noisy-input", "psnr_C0_dB"] > values["noisy-input", "psnr_C1_dB"] > values["noisy-input", "psnr_C2_dB"]
     records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
     assert len(records) == 3 and all(r["extra"]["inference_ms_per_image"] > 0 for r in records)
+    assert all(r["extra"]["figure_condition"] == "C2" for r in records)  # the noisiest camera is pictured
+    picture = out / "figures" / "ssl" / "fluo-sim-2d" / "noise2same.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_denoising_figure_puts_noisy_denoised_and_clean_on_one_display_range():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from dig.tracks.ssl.track import denoising_figure
+
+    clean = np.zeros((200, 300), np.float32)
+    clean[:, 150:] = 1.0
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(denoising_figure(clean + 0.5, clean, clean, 2)))))
+    assert picture.shape == (128, 3 * 128 + 8, 3)
+    noisy_panel, clean_panel = picture[:, :128, 0], picture[:, -128:, 0]
+    assert clean_panel[0, 0] == 0 and clean_panel[0, -1] == 255
+    assert noisy_panel[0, 0] == 127  # 0.5 above the clean range's black: the same scale, not re-stretched
 
 
 @pytest.mark.parametrize("method", ["noise2same", "noise2void", "noise2self", "gvtnet"])

@@ -10,7 +10,8 @@ labels, ``embed(graphs)``, then the probe of the dataset's level (``probe.py``):
 An image-level job (``_run_image_job``) fits the denoiser on the training images (noisy only, unless the
 method ``uses_clean``), its checkpoint chosen on the validation images, then scores each noise condition's
 test images once: ``psnr_dB`` and ``ssim_index`` (means over conditions) and, where a dataset has several
-noise conditions, ``psnr_<condition>_dB`` and ``ssim_<condition>_index``.
+noise conditions, ``psnr_<condition>_dB`` and ``ssim_<condition>_index``; the record keeps a picture of the last
+(noisiest) condition's first test image: noisy | denoised | clean (``denoising_figure``).
 A model runs only on datasets of a level it lists in its ``levels`` meta; the ``supervised`` ceiling
 (``uses_labels``) alone is also given the training and validation labels, never the test labels.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dig.figures import middle_slice, panels_png, to_rgb
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
 from dig.tracks.ssl.denoising.metrics import denoising_scores
@@ -132,6 +134,21 @@ def _parameters(method: Any) -> int:
     return sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
 
 
+FIGURE_CROP = 128
+
+
+def denoising_figure(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, dim: int) -> str:
+    """PNG of the central ``FIGURE_CROP``-sided crop (3D: of the middle slice) of noisy | denoised | clean, all
+    three on the clean crop's display range, so that they compare pixel for pixel."""
+    crops = []
+    for image in (noisy, denoised, clean):
+        image = middle_slice(image, dim)
+        origin = [max(0, (side - FIGURE_CROP) // 2) for side in image.shape]
+        crops.append(image[origin[0]:origin[0] + FIGURE_CROP, origin[1]:origin[1] + FIGURE_CROP])
+    low, high = np.percentile(crops[2], (1.0, 99.5))
+    return panels_png([to_rgb(crop, low, high) for crop in crops])
+
+
 def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str, Any], on_epoch) -> JobOutcome:
     method = model.obj(dim=data.dim, **config["hparams"])
     start = time.perf_counter()
@@ -142,13 +159,14 @@ def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str
         history = method.fit(data.train_noisy, seed, on_epoch, val_noisy=data.val_noisy)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    metrics, per_condition, inference_ms = [], {}, []
+    metrics, per_condition, inference_ms, last_prediction = [], {}, [], {}
     for condition, (noisy, clean) in data.test.items():
         predictions = []
         for image in noisy:
             began = time.perf_counter()
             predictions.append(method.denoise(image))
             inference_ms.append(1000 * (time.perf_counter() - began))
+        last_prediction[condition] = predictions[0]
         scores = denoising_scores(predictions, clean, data.data_range)
         per_condition[condition] = scores
         if len(data.test) > 1:
@@ -158,7 +176,11 @@ def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str
                Metric("test", "ssim_index", float(np.mean([s["ssim_index"] for s in per_condition.values()])),
                       "index", True)] + metrics
     eval_s = time.perf_counter() - start
+    condition = data.conditions[-1]
+    figure_noisy, figure_clean = data.test[condition]
     extra = {"history": history, "data_range": data.data_range, "inference_ms_per_image": float(np.mean(inference_ms)),
-             "test_images": {c: len(noisy) for c, (noisy, _) in data.test.items()}}
+             "test_images": {c: len(noisy) for c, (noisy, _) in data.test.items()},
+             "figure_png": denoising_figure(figure_noisy[0], last_prediction[condition], figure_clean[0], data.dim),
+             "figure_condition": condition}
     return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=_parameters(method), train_s=train_s,
                       eval_s=eval_s, extra=extra)
