@@ -1,8 +1,10 @@
-"""Fixed random splits."""
+"""Fixed splits: random, by time block, or by order."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from dig.errors import DataError
 
 
 def permuted_split(num_items: int, sizes: dict[str, int | None], seed: int) -> dict[str, np.ndarray]:
@@ -49,3 +51,12 @@ def time_blocks(num_frames: int, fractions: dict[str, float], gap: int) -> dict[
         out[name] = np.arange(start, min(start + size, num_frames))
         start += size + gap
     return out
+
+
+def ordered_split(count: int) -> tuple[slice, slice, slice]:
+    """Training, validation and test slices of ``count`` items in a fixed order (files sorted by name): the last
+    20 % (at least one) test, the item before them validation, the rest training."""
+    if count < 3:
+        raise DataError(f"{count} labelled case(s); training, validation and test need at least 3")
+    tests = max(1, count // 5)
+    return slice(0, count - tests - 1), slice(count - tests - 1, count - tests), slice(count - tests, None)

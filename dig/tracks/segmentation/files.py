@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from dig.data.cache import load_cached_arrays, save_cached_arrays
+from dig.data.paired_files import paired_files
+from dig.data.splits import ordered_split
 from dig.errors import DataError
 from dig.tracks.segmentation.protocol import SegmentationTask, Split
 
@@ -32,15 +34,6 @@ MSD_TASKS = {"braintumour": "Task01_BrainTumour", "heart": "Task02_Heart", "live
              "pancreas": "Task07_Pancreas", "hepaticvessel": "Task08_HepaticVessel", "spleen": "Task09_Spleen",
              "colon": "Task10_Colon"}
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-
-
-def split_cases(count: int) -> tuple[slice, slice, slice]:
-    """Training, validation and test slices of ``count`` sorted cases: the last 20 % (at least one) test,
-    the one before them validation, the rest training."""
-    if count < 3:
-        raise DataError(f"{count} labelled case(s); training, validation and test need at least 3")
-    tests = max(1, count // 5)
-    return slice(0, count - tests - 1), slice(count - tests - 1, count - tests), slice(count - tests, None)
 
 
 def msd_classes(labels: dict[str, Any], source: Path) -> tuple[str, ...]:
@@ -135,20 +128,7 @@ def _read_image(path: Path) -> np.ndarray:
 def read_mask_folder(source: str | os.PathLike) -> tuple[tuple[str, ...], list[str], list[np.ndarray], list[np.ndarray], bool]:
     """(classes, names, images [C, H, W], masks [H, W], masks_are_instances) of an image/mask folder."""
     root = Path(source)
-    folders = {name: root / name for name in ("images", "masks")}
-    for folder in folders.values():
-        if not folder.is_dir():
-            raise DataError(f"{root} is not an image/mask folder: {folder} is missing (expected images/ and masks/ "
-                            "with files of matching names)")
-    files = {key: {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-             for key, folder in folders.items()}
-    if not files["images"]:
-        raise DataError(f"{folders['images']} holds no .png/.tif/.tiff files")
-    unmatched = sorted(set(files["images"]) ^ set(files["masks"]))
-    if unmatched:
-        side = "masks/" if unmatched[0] in files["images"] else "images/"
-        raise DataError(f"{root}: {', '.join(unmatched[:5])} lack a counterpart in {side}; every image needs a mask "
-                        "of the same name")
+    pairs = paired_files(root, "images", "masks", IMAGE_SUFFIXES, "an image/mask folder", by_stem=True)
     settings: dict[str, Any] = {}
     if (root / "classes.json").is_file():
         try:
@@ -158,23 +138,23 @@ def read_mask_folder(source: str | os.PathLike) -> tuple[tuple[str, ...], list[s
     instances = bool(settings.pop("instances", False)) if isinstance(settings, dict) else False
     classes = ("background", "object") if instances else (
         msd_classes(settings, root / "classes.json") if settings else ("background", "foreground"))
-    names, images, masks = sorted(files["images"]), [], []
-    for name in names:
-        image, mask = _read_image(files["images"][name]), _read_image(files["masks"][name])
+    names, images, masks = [name for name, _, _ in pairs], [], []
+    for _, image_path, mask_path in pairs:
+        image, mask = _read_image(image_path), _read_image(mask_path)
         if image.ndim == 3 and image.shape[-1] in (3, 4) and image.shape[:2] == mask.shape:
             image = np.moveaxis(image[..., :3], -1, 0)
         elif image.ndim == 2:
             image = image[None]
         if image.shape[1:] != mask.shape or mask.ndim != 2:
-            raise DataError(f"{files['masks'][name]} has shape {mask.shape} but its image has {image.shape[1:]}; "
+            raise DataError(f"{mask_path} has shape {mask.shape} but its image has {image.shape[1:]}; "
                             "a mask must match its image pixel for pixel (2D single-channel)")
         if instances:
             if mask.min() < 0 or not np.all(mask == np.round(mask)):
-                raise DataError(f"{files['masks'][name]} is declared an instance map but holds negative or "
+                raise DataError(f"{mask_path} is declared an instance map but holds negative or "
                                 "non-integer values")
             mask = mask.astype(np.int64)
         else:
-            mask = check_labels(mask, classes, files["masks"][name])
+            mask = check_labels(mask, classes, mask_path)
         images.append(np.ascontiguousarray(image, dtype=np.float32))
         masks.append(mask)
     if len({image.shape[0] for image in images}) > 1:
@@ -202,7 +182,7 @@ class FileSegmentationTask:
             instances = False
         else:
             classes, names, images, labels, instances = read_mask_folder(source)
-        split_cases(len(names))
+        ordered_split(len(names))
         arrays = {f"image_{i}": image for i, image in enumerate(images)} | {f"label_{i}": m for i, m in enumerate(labels)}
         manifest = {"dataset": self.name, "cases": len(names), "names": names, "classes": list(classes),
                     "dim": int(images[0].ndim - 1), "instances": instances, "path": str(source)}
@@ -222,7 +202,7 @@ class FileSegmentationTask:
             instances = masks if manifest["instances"] else None
             labels = [(m > 0).astype(np.int64) for m in masks] if instances else masks
             splits = [Split(images[part], labels[part], instances[part] if instances else None)
-                      for part in split_cases(count)]
+                      for part in ordered_split(count)]
             self._task = SegmentationTask(self.name, int(manifest["dim"]), tuple(manifest["classes"]), *splits,
                                           f"{manifest['path']} ({count} cases)")
         return self._task

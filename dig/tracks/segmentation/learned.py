@@ -14,14 +14,12 @@ overlapping tiles of side ``tile`` when set.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from dig.nn.tiling import predict_tiled
-from dig.nn.train_step import optimisation_step
+from dig.nn.train_step import BestCheckpoint, optimisation_step
 from dig.tracks.segmentation.protocol import EpochCallback, Prediction, Split
 
 FOREGROUND_SHARE = 1 / 3
@@ -128,7 +126,7 @@ class LearnedSegmenter(nn.Module):
                                generator)
         criterion = DiceCELoss(to_onehot_y=True, softmax=True)
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
-        best, best_state, history, losses = -1.0, None, {"val_dice": [], "best_step": 0}, []
+        checkpoint, history, losses = BestCheckpoint(self, higher_is_better=True), {"val_dice": []}, []
         for step in range(1, self.steps + 1):
             self.train()
             x, y = sampler.sample(self.batch)
@@ -138,13 +136,11 @@ class LearnedSegmenter(nn.Module):
                 dice = float(np.mean([foreground_dice(self.predict(image).labels, label, self.classes)
                                       for image, label in zip(val.images, val.labels, strict=True)]))
                 history["val_dice"].append(dice)
-                if dice > best:
-                    best, best_state, history["best_step"] = dice, copy.deepcopy(self.state_dict()), step
+                checkpoint.offer(dice, step)
                 if on_epoch is not None:
                     on_epoch(step, self.steps, {"train_loss": float(np.mean(losses[-self.eval_every:])), "val_dice": dice})
-        if best_state is not None:
-            self.load_state_dict(best_state)
-        history.update(steps=self.steps, best_val_dice=best, patch=list(sampler.shape),
+        checkpoint.restore()
+        history.update(steps=self.steps, best_step=checkpoint.step, best_val_dice=checkpoint.score, patch=list(sampler.shape),
                        train_loss_last=float(np.mean(losses[-10:])))
         return history
 

@@ -21,7 +21,6 @@ import beside the CPU torch; only its pure-torch ``modeling`` package is loaded 
 
 from __future__ import annotations
 
-import copy
 import importlib
 import importlib.util
 import math
@@ -34,8 +33,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from dig.nn.train_step import optimisation_step
+from dig.nn.train_step import BestCheckpoint, optimisation_step
 from dig.tracks.segmentation.learned import standardise
+from dig.tracks.segmentation.metrics import box_dice, instance_boxes
 from dig.tracks.segmentation.protocol import EpochCallback, Split
 
 JITTER = 0.1
@@ -60,7 +60,8 @@ def sam_modeling() -> types.ModuleType:
 class TinyViTEncoder(nn.Module):
     def __init__(self, in_channels: int, window: int, patch: int, embed: int, depth: int, heads: int) -> None:
         super().__init__()
-        layer_norm = importlib.import_module(sam_modeling().__name__ + ".common").LayerNorm2d
+        sam_modeling()
+        from segment_anything.modeling.common import LayerNorm2d as layer_norm
         self.grid = window // patch
         self.patchify = nn.Conv2d(in_channels, embed, patch, stride=patch)
         self.position = nn.Parameter(torch.zeros(1, embed, self.grid, self.grid))
@@ -168,40 +169,29 @@ class MedSAMLite(nn.Module):
         images = [standardise(image) for image in train.images]
         generator = np.random.default_rng(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
-        best, best_state, history, losses = -1.0, None, {"val_box_dice": [], "best_step": 0}, []
+        checkpoint, history, losses = BestCheckpoint(self, higher_is_better=True), {"val_box_dice": []}, []
         for step in range(1, self.steps + 1):
             self.train()
             windows, boxes, targets = self._training_batch(images, list(train.instances), generator)
-            if not boxes:
-                continue
-            losses.append(optimisation_step(self, optimizer, self._loss(self._masks(windows, boxes), targets),
-                                            f"step {step}", inputs="images"))
+            if boxes:  # a batch of windows without any instance has nothing to learn from
+                losses.append(optimisation_step(self, optimizer, self._loss(self._masks(windows, boxes), targets),
+                                                f"step {step}", inputs="images"))
             if step % self.eval_every == 0 or step == self.steps:
                 score = self._validation_dice(val)
                 history["val_box_dice"].append(score)
-                if score > best:
-                    best, best_state, history["best_step"] = score, copy.deepcopy(self.state_dict()), step
+                checkpoint.offer(score, step)
                 if on_epoch is not None:
-                    on_epoch(step, self.steps, {"train_loss": float(np.mean(losses[-self.eval_every:])),
+                    on_epoch(step, self.steps, {"train_loss": float(np.mean(losses[-self.eval_every:] or [0.0])),
                                                 "val_box_dice": score})
-        if best_state is not None:
-            self.load_state_dict(best_state)
-        history.update(steps=self.steps, best_val_box_dice=best, train_loss_last=float(np.mean(losses[-10:] or [0.0])))
+        checkpoint.restore()
+        history.update(steps=self.steps, best_step=checkpoint.step, best_val_box_dice=checkpoint.score, train_loss_last=float(np.mean(losses[-10:] or [0.0])))
         return history
 
     def _validation_dice(self, val: Split) -> float:
-        from scipy import ndimage
-
         scores = []
         for image, instance_map in zip(val.images, val.instances, strict=True):
-            ids, boxes = [], []
-            for instance_id, window in enumerate(ndimage.find_objects(instance_map), start=1):
-                if window is not None:
-                    ids.append(instance_id)
-                    boxes.append((window[0].start, window[1].start, window[0].stop, window[1].stop))
-            for mask, instance_id in zip(self.predict_boxes(image, boxes), ids, strict=True):
-                truth = instance_map == instance_id
-                scores.append(2 * np.logical_and(mask, truth).sum() / max(1, mask.sum() + truth.sum()))
+            ids, boxes = instance_boxes(instance_map)
+            scores += box_dice(self.predict_boxes(image, boxes), instance_map, ids)
         return float(np.mean(scores)) if scores else 0.0
 
     @torch.no_grad()

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 NSD_TOLERANCE_PX = 2.0
 INSTANCE_IOU = 0.5
@@ -50,22 +51,26 @@ def semantic_scores(predictions: Sequence[np.ndarray], truths: Sequence[np.ndarr
     count = len(classes)
     foreground = count - 1
     per_image = {"dice": [], "iou": [], "hd95": [], "nsd": []}
+    dice_metric = DiceMetric(include_background=False, reduction="none", ignore_empty=False)
+    iou_metric = MeanIoU(include_background=False, reduction="none", ignore_empty=False)
+    hd95_metric = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")
+    nsd_metric = SurfaceDiceMetric([tolerance] * foreground, include_background=False, reduction="none")
     for prediction, truth in zip(predictions, truths, strict=True):
         if prediction.shape != truth.shape:
             raise ValueError(f"a prediction of shape {prediction.shape} for a label map of shape {truth.shape}")
         y_pred, y = _one_hot(prediction, count), _one_hot(truth, count)
         present = (y_pred[0, 1:].flatten(1).any(1) | y[0, 1:].flatten(1).any(1)).numpy()
         both = (y_pred[0, 1:].flatten(1).any(1) & y[0, 1:].flatten(1).any(1)).numpy()
-        dice = DiceMetric(include_background=False, reduction="none", ignore_empty=False)(y_pred, y)[0].numpy()
-        iou = MeanIoU(include_background=False, reduction="none", ignore_empty=False)(y_pred, y)[0].numpy()
+        dice = dice_metric(y_pred, y)[0].numpy()
+        iou = iou_metric(y_pred, y)[0].numpy()
         diagonal = float(np.linalg.norm(truth.shape))
         hd95 = np.full(foreground, diagonal)
         nsd = np.zeros(foreground)
         if both.any():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # MONAI warns about the classes that ``both`` leaves out
-                hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(y_pred, y)
-                sd = SurfaceDiceMetric([tolerance] * foreground, include_background=False, reduction="none")(y_pred, y)
+                hd = hd95_metric(y_pred, y)
+                sd = nsd_metric(y_pred, y)
             hd95[both] = hd[0].numpy()[both]
             nsd[both] = sd[0].numpy()[both]
         for key, values in (("dice", dice), ("iou", iou), ("hd95", hd95), ("nsd", nsd)):
@@ -107,6 +112,16 @@ def instance_scores(predicted: Sequence[np.ndarray], truths: Sequence[np.ndarray
 
     result = matching_dataset(list(truths), list(predicted), thresh=threshold, by_image=False, show_progress=False)
     return {f"ap{round(threshold * 100)}_frac": float(result.accuracy), "pq_frac": float(result.panoptic_quality)}
+
+
+def instance_boxes(instances: np.ndarray) -> tuple[list[int], list[tuple[int, ...]]]:
+    """Instance ids and their tight boxes ``(start_0, .., start_d, stop_0, .., stop_d)`` (stops exclusive)."""
+    ids, boxes = [], []
+    for instance_id, window in enumerate(ndimage.find_objects(instances), start=1):
+        if window is not None:
+            ids.append(instance_id)
+            boxes.append(tuple(s.start for s in window) + tuple(s.stop for s in window))
+    return ids, boxes
 
 
 def box_dice(masks: np.ndarray, instances: np.ndarray, ids: Sequence[int]) -> list[float]:

@@ -21,24 +21,18 @@ import numpy as np
 
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
-from dig.tracks.segmentation.metrics import box_dice, instance_scores, instances_from_labels, semantic_scores
+from dig.tracks.segmentation.metrics import (
+    box_dice,
+    instance_boxes,
+    instance_scores,
+    instances_from_labels,
+    semantic_scores,
+)
 from dig.tracks.segmentation.overlay import overlay_png
 from dig.tracks.segmentation.protocol import SegmentationTask
 
 BOX_JITTER = 0.1
 JITTER_SEED = 2024
-
-
-def instance_boxes(instances: np.ndarray) -> tuple[list[int], list[tuple[int, ...]]]:
-    """Instance ids and their tight boxes ``(start_0, .., start_d, stop_0, .., stop_d)`` (stops exclusive)."""
-    from scipy import ndimage
-
-    ids, boxes = [], []
-    for instance_id, window in enumerate(ndimage.find_objects(instances), start=1):
-        if window is not None:
-            ids.append(instance_id)
-            boxes.append(tuple(s.start for s in window) + tuple(s.stop for s in window))
-    return ids, boxes
 
 
 def jitter_boxes(boxes: list[tuple[int, ...]], shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:

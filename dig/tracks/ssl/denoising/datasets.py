@@ -27,6 +27,8 @@ import numpy as np
 
 from dig.data.cache import load_cached_arrays, save_cached_arrays
 from dig.data.fluo_sim import Camera, add_camera_noise, fluorescence_set
+from dig.data.paired_files import paired_files
+from dig.data.splits import ordered_split
 from dig.data.stardist_nuclei import stardist_image
 from dig.errors import DataError
 from dig.tracks.ssl.protocol import ImageTask
@@ -132,25 +134,11 @@ def read_care_folder(source: str | os.PathLike) -> tuple[list[str], list[np.ndar
     import tifffile
 
     root = Path(source)
-    low_dir, gt_dir = root / "low", root / "GT"
-    for folder in (low_dir, gt_dir):
-        if not folder.is_dir():
-            raise DataError(f"{root} is not a CARE folder: {folder} is missing (expected low/ and GT/ with "
-                            "TIFFs of matching names)")
-    suffixes = (".tif", ".tiff")
-    low_files = {p.name: p for p in low_dir.iterdir() if p.suffix.lower() in suffixes}
-    gt_files = {p.name: p for p in gt_dir.iterdir() if p.suffix.lower() in suffixes}
-    if not low_files:
-        raise DataError(f"{low_dir} holds no .tif/.tiff files")
-    unmatched = sorted(set(low_files) ^ set(gt_files))
-    if unmatched:
-        raise DataError(f"{root}: {', '.join(unmatched[:5])} lack a counterpart in "
-                        f"{'GT/' if unmatched[0] in low_files else 'low/'}; every low/ image needs a GT/ image "
-                        "of the same name")
-    names, low, gt = sorted(low_files), [], []
-    for name in names:
+    pairs = paired_files(root, "low", "GT", (".tif", ".tiff"), "a CARE folder")
+    names, low, gt = [name for name, _, _ in pairs], [], []
+    for name, low_path, gt_path in pairs:
         pair = []
-        for path in (low_files[name], gt_files[name]):
+        for path in (low_path, gt_path):
             try:
                 pair.append(np.asarray(tifffile.imread(path), dtype=np.float32))
             except Exception as exc:  # tifffile raises many kinds on a damaged file
@@ -158,7 +146,7 @@ def read_care_folder(source: str | os.PathLike) -> tuple[list[str], list[np.ndar
         if pair[0].shape != pair[1].shape:
             raise DataError(f"{name}: low/ has shape {pair[0].shape} and GT/ {pair[1].shape}; a pair must match")
         if pair[0].ndim not in (2, 3):
-            raise DataError(f"{low_files[name]} has shape {pair[0].shape}; CARE images are 2D or 3D single-channel")
+            raise DataError(f"{low_path} has shape {pair[0].shape}; CARE images are 2D or 3D single-channel")
         low.append(pair[0])
         gt.append(pair[1])
     if len({image.ndim for image in low}) > 1:
@@ -199,8 +187,7 @@ class CareTask:
             count = int(manifest["pairs"])
             low = [arrays[f"low_{i}"] for i in range(count)]
             gt = [arrays[f"gt_{i}"] for i in range(count)]
-            tests = max(1, count // 5)
-            train, val, test = slice(0, count - tests - 1), slice(count - tests - 1, count - tests), slice(count - tests, None)
+            train, val, test = ordered_split(count)
             data_range = float(max(g.max() for g in gt[test]) - min(g.min() for g in gt[test]))
             self._task = ImageTask(self.name, low[0].ndim, data_range, low[train], gt[train], low[val], gt[val],
                                    {"all": (low[test], gt[test])}, f"CARE folder {manifest['path']}")

@@ -11,7 +11,6 @@ images are never seen in training or selection. Prediction is the network on the
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from torch import Tensor, nn
 
 from dig.nn.gvto import GVTNet
 from dig.nn.tiling import predict_tiled
-from dig.nn.train_step import optimisation_step
+from dig.nn.train_step import BestCheckpoint, optimisation_step
 from dig.nn.unet import UNet
 from dig.tracks.ssl.methods import EpochCallback
 
@@ -104,7 +103,7 @@ class LearnedDenoiser(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         validation = self._validation_set(val_noisy, val_clean)
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr)
-        best, best_state, history, losses = float("inf"), None, {"val_loss": [], "best_step": 0}, []
+        checkpoint, history, losses = BestCheckpoint(self, higher_is_better=False), {"val_loss": []}, []
         for step in range(1, self.steps + 1):
             self.train()
             x, y = sample_patches(noisy, clean, self.batch, self.patch, generator)
@@ -113,14 +112,12 @@ class LearnedDenoiser(nn.Module):
             if step % self.eval_every == 0 or step == self.steps:
                 val = self._validation_loss(validation)
                 history["val_loss"].append(val)
-                if val < best:
-                    best, best_state, history["best_step"] = val, copy.deepcopy(self.state_dict()), step
+                checkpoint.offer(val, step)
                 if on_epoch is not None:
                     on_epoch(step, self.steps, {"train_loss": float(np.mean(losses[-self.eval_every:])),
                                                 "val_loss": val})
-        if best_state is not None:
-            self.load_state_dict(best_state)
-        history.update(steps=self.steps, best_val_loss=best, train_loss_last=float(np.mean(losses[-10:])))
+        checkpoint.restore()
+        history.update(steps=self.steps, best_step=checkpoint.step, best_val_loss=checkpoint.score, train_loss_last=float(np.mean(losses[-10:])))
         return history
 
     def _normalise(self, x: Tensor) -> Tensor:
