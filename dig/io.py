@@ -3,14 +3,20 @@ absent or complete, never half-written."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_BENCH_WORKSPACE: ContextVar[Path | None] = ContextVar("dig_bench_workspace", default=None)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -79,3 +85,42 @@ def figure_path(folder: str | Path, track: str, dataset: str, model: str) -> Pat
     """Where a job's picture goes: ``<folder>/figures/<track>/<dataset>/<model>.png`` (under a bench's --out, and
     the same layout under ``leaderboards/``, where ``dig leaderboard publish`` shows it)."""
     return Path(folder) / "figures" / track / dataset / f"{model}.png"
+
+
+def build_once(path: str | os.PathLike, load: Callable[[Path], T], build: Callable[[], T],
+               save: Callable[[T, Path], None]) -> tuple[T, bool]:
+    """``(load(path), False)`` when ``path`` holds a readable result, else ``(build(), True)`` saved atomically to
+    ``path`` with ``save(value, tmp_path)``. An exclusive lock on ``path.lock`` makes parallel callers (bench
+    workers) wait for the first one's result instead of each building it. ``load`` raising (a damaged or
+    out-of-date file) means build again and overwrite; a ``save`` that fails keeps the built value."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            try:
+                return load(path), False
+            except Exception:  # noqa: BLE001 - whatever is wrong with the stored file, building again fixes it
+                pass
+        value = build()
+        try:
+            atomic_write(path, lambda tmp: save(value, tmp))
+        except Exception:  # noqa: BLE001 - an unsaveable value costs the next caller a rebuild, nothing else
+            pass
+        return value, True
+
+
+@contextlib.contextmanager
+def bench_workspace(folder: str | os.PathLike) -> Iterator[Path]:
+    """While a bench job runs: the folder (under the bench's ``--out``) where a track may keep what later jobs
+    of the same bench can reuse, e.g. a model that two datasets share; a resumed bench finds it again."""
+    token = _BENCH_WORKSPACE.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _BENCH_WORKSPACE.reset(token)
+
+
+def current_bench_workspace() -> Path | None:
+    """The running bench job's workspace folder, or None outside a bench (a track called directly)."""
+    return _BENCH_WORKSPACE.get()

@@ -227,3 +227,33 @@ def test_default_check_tolerance_is_above_the_thread_count_spread(tmp_path):
     spread = max(abs(values["1"][k] - values["2"][k]) / abs(values["1"][k]) for k in values["1"])
     print(f"relative spread between 1 and 2 threads: {spread:.2e}")
     assert spread < DEFAULT_TOLERANCE / 5
+
+
+def test_build_once_builds_once_rebuilds_a_damaged_file_and_survives_an_unsaveable_value(tmp_path):
+    from dig.io import build_once
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    def load(path):
+        return json.loads(path.read_text())
+
+    def save(value, tmp):
+        tmp.write_text(json.dumps(value))
+
+    target = tmp_path / "shared" / "fit.json"
+    assert build_once(target, load, build, save) == ({"value": 1}, True)
+    assert build_once(target, load, build, save) == ({"value": 1}, False)
+    target.write_text("{damaged")
+    assert build_once(target, load, build, save) == ({"value": 2}, True)
+    assert load(target) == {"value": 2}
+
+    def unsaveable(value, tmp):
+        raise TypeError("cannot pickle")
+
+    other = tmp_path / "other.json"
+    assert build_once(other, load, build, unsaveable) == ({"value": 3}, True)
+    assert not other.exists() and not list(tmp_path.glob(".other.json.*.tmp"))

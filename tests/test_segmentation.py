@@ -316,7 +316,7 @@ def test_standardise_is_per_channel_and_safe_on_constant_channels():
 
 # --- end to end --------------------------------------------------------------------------------------------
 
-def test_smoke_bench_writes_records_figures_and_a_published_page(tmp_path):
+def test_smoke_bench_writes_records_figures_a_published_page_and_trains_shared_training_once(tmp_path):
     out = tmp_path / "results"
     done = run_dig("bench", "--track", "segmentation", "--budget", "smoke", "--seeds", "0",
                    "--datasets", "fluo-nuclei-2d,stardist-nuclei", "--models", "unet,otsu", "--out", str(out))
@@ -327,6 +327,20 @@ def test_smoke_bench_writes_records_figures_and_a_published_page(tmp_path):
     assert {"dice_frac", "iou_frac", "hd95_px", "nsd2px_frac", "ap50_frac", "pq_frac", "inference_ms"} <= metrics
     picture = out / "figures" / "segmentation" / "stardist-nuclei" / "otsu.png"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = [json.loads(path.read_text()) for path in (out / "segmentation").glob("*.json")]
+    records = {(r["dataset"], r["model"]): r for r in records}
+    assert {key: r["extra"]["training_reused"] for key, r in records.items()} == {
+        ("fluo-nuclei-2d", "unet"): False, ("fluo-nuclei-2d", "otsu"): False,
+        ("stardist-nuclei", "unet"): True, ("stardist-nuclei", "otsu"): True}
+    assert records["stardist-nuclei", "unet"]["train_s"] == records["fluo-nuclei-2d", "unet"]["train_s"]
+    alone = tmp_path / "alone"  # the real image scored by a U-Net trained in its own bench: the same numbers
+    done = run_dig("bench", "--track", "segmentation", "--budget", "smoke", "--seeds", "0",
+                   "--datasets", "stardist-nuclei", "--models", "unet", "--out", str(alone))
+    assert done.returncode == 0, done.stderr + done.stdout
+    [trained_alone] = [json.loads(path.read_text()) for path in (alone / "segmentation").glob("*.json")]
+    assert trained_alone["extra"]["training_reused"] is False
+    scores = {m["name"]: m["value"] for m in records["stardist-nuclei", "unet"]["metrics"] if m["unit"] != "ms"}
+    assert scores == {m["name"]: m["value"] for m in trained_alone["metrics"] if m["unit"] != "ms"}
     board = tmp_path / "board"
     board.mkdir()
     (board / "segmentation.csv").write_text((out / "segmentation.csv").read_text())

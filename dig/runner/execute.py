@@ -19,11 +19,14 @@ import torch
 
 import dig
 from dig.errors import TrainingError
+from dig.io import bench_workspace
 from dig.plugins import PluginSettings, load_plugins
 from dig.registry import Registry
 from dig.runner.records import RECORD_SCHEMA_VERSION, write_record
 from dig.runner.spec import Job, WorkerLayout
 from dig.tracks.base import EpochCallback, Metric
+
+WORKSPACE = ".work"  # under --out: what a track's jobs share within one bench (see dig.io.bench_workspace)
 
 
 @lru_cache(maxsize=1)
@@ -94,7 +97,8 @@ def execute_job(
         dataset = registry.get("dataset", job.dataset, track=job.track)
         kind = getattr(registry.get("track", job.track).obj, "method_kind", "model")
         model = registry.get(kind, job.model, track=job.track)
-        outcome = track.run_job(registry, dataset, model, job.seed, job.config, on_epoch)
+        with bench_workspace(Path(out_dir) / WORKSPACE / job.track):
+            outcome = track.run_job(registry, dataset, model, job.seed, job.config, on_epoch)
         bad = non_finite_metrics(outcome.metrics)
         if bad:
             raise TrainingError(f"{job.model}: non-finite metrics {', '.join(bad)}; the model's predictions are not "

@@ -6,7 +6,8 @@
   the instance truth. Training, validation and test are disjoint scenes (different seeds).
 - ``stardist-nuclei``: trained exactly as ``fluo-nuclei-2d`` (its training and validation scenes), tested on
   the REAL 512^2 fluorescence image of the stardist wheel with its 125 annotated nuclei: a simulator -> real
-  transfer test that no model trains on, reported as its own table.
+  transfer test that no model trains on, reported as its own table. Both datasets carry the same
+  ``training_key``, so within one bench each (model, seed) is trained once and both test sets score it.
 - ``monai-synthetic-3d``: MONAI's ``create_test_image_3d`` volumes (48^3, 10 spheres of radius 4..10, 3
   classes, noise_max 0.5), seeds 0..15 train, 100..101 validation, 200..205 test. Class k has intensity k
   before the uniform noise ``max(image, U(0, 1.5))``, so class 1 and the noisy background overlap in
@@ -48,6 +49,7 @@ def _fluo_split(dim: int, split: str, seed: int) -> Split:
 class FluoNucleiTask:
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        self.training_key = f"fluo-nuclei-{dim}d-train-s11-val-s12-v1"  # the same training and validation images
         self._task: SegmentationTask | None = None
 
     def _training(self) -> tuple[Split, Split]:
@@ -62,6 +64,8 @@ class FluoNucleiTask:
 
 
 class StardistNucleiTask(FluoNucleiTask):
+    trains_elsewhere = True  # its training is fluo-nuclei-2d's: scheduled after it, to score the same fit
+
     def __init__(self) -> None:
         super().__init__(2)
 

@@ -7,18 +7,28 @@ connected components of each class) or, for a box-prompted model, ``predict_boxe
 box per true instance, exact and jittered (each side moved by up to 10 % of the box size, seeded), as MedSAM
 is evaluated. Metrics on the ``test`` split: Dice, IoU, HD95, NSD (and per-class Dice), AP50 and PQ where
 the dataset has instances, ``box_dice_frac`` / ``jittered_box_dice_frac`` for prompted models, and
-``inference_ms`` per image (``box_inference_ms`` per box for prompted models; a cost, lower is better). The record's extra holds the history and a PNG of the
-first test image (image, truth, prediction) that ``dig bench`` writes beside the CSV for the leaderboard.
+``inference_ms`` per image (``box_inference_ms`` per box for prompted models; a cost, lower is better). The
+record's extra holds the history and a PNG of the first test image (image, truth, prediction) that ``dig
+bench`` writes beside the CSV for the leaderboard.
+
+Datasets with the same ``training_key`` (fluo-nuclei-2d and stardist-nuclei: the same training and validation
+images, two test sets) share one fit per (model, seed, settings) within a bench: the first job trains and
+keeps the fitted model under the bench's workspace (``--out/.work/segmentation/fitted``), the other loads it.
+Training is deterministic, so this changes no number, only the wall time; such a record says
+``training_reused`` and its ``train_s`` is the original fit's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from dig.io import build_once, current_bench_workspace, stable_hash
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
 from dig.tracks.segmentation.metrics import (
@@ -33,6 +43,7 @@ from dig.tracks.segmentation.protocol import SegmentationTask
 
 BOX_JITTER = 0.1
 JITTER_SEED = 2024
+REUSED_TRAINING_COST = 0.05  # a job whose fit another dataset's job makes: evaluation only, so scheduled after it
 
 
 def jitter_boxes(boxes: list[tuple[int, ...]], shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -98,15 +109,15 @@ class SegmentationTrack:
     def job_cost(self, registry: Registry, job) -> float:
         entry = registry.get("model", job.model, track=self.name)
         steps = job.config["hparams"].get("steps", 1)
-        return float(entry.meta.get("relative_cost", 1.0)) * steps * (4.0 if job.config["dim"] == 3 else 1.0)
+        cost = float(entry.meta.get("relative_cost", 1.0)) * steps * (4.0 if job.config["dim"] == 3 else 1.0)
+        trains_elsewhere = getattr(registry.get("dataset", job.dataset, track=self.name).obj, "trains_elsewhere", False)
+        return cost * REUSED_TRAINING_COST if trains_elsewhere else cost
 
     def run_job(self, registry: Registry, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                 on_epoch=None) -> JobOutcome:
         task = dataset.obj.load()
         method = model.obj(dim=task.dim, in_channels=task.in_channels, classes=len(task.classes), **config["hparams"])
-        start = time.perf_counter()
-        history = method.fit(task.train, task.val, seed, on_epoch) or {}
-        train_s = time.perf_counter() - start
+        method, history, train_s, reused = _fitted(method, task, dataset, model, seed, config, on_epoch)
         start = time.perf_counter()
         if getattr(method, "prompted", False):
             metrics, figure, inference_ms = _prompted_scores(method, task, seed)
@@ -117,9 +128,40 @@ class SegmentationTrack:
         eval_s = time.perf_counter() - start
         params = sum(p.numel() for p in method.parameters()) if callable(getattr(method, "parameters", None)) else 0
         extra = {"history": history, "figure_png": figure, "test_images": len(task.test),
-                 "external_test": task.external_test}
+                 "external_test": task.external_test, "training_reused": reused}
         return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=params, train_s=train_s,
                           eval_s=eval_s, extra=extra)
+
+
+def _fitted(method, task: SegmentationTask, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
+            on_epoch) -> tuple[Any, dict, float, bool]:
+    """(the fitted method, its history, training seconds, whether the fit was reused): trained here, or, when the
+    dataset shares its ``training_key`` with another and a bench workspace exists, the fit of this bench's
+    first job with the same training images, model, seed and settings."""
+
+    def train() -> tuple[Any, dict, float]:
+        start = time.perf_counter()
+        history = method.fit(task.train, task.val, seed, on_epoch) or {}
+        return method, history, time.perf_counter() - start
+
+    training_key, workspace = getattr(dataset.obj, "training_key", None), current_bench_workspace()
+    if training_key is None or workspace is None:
+        return (*train(), False)
+    key = stable_hash([training_key, model.name, seed, config["hparams"], task.dim, task.in_channels,
+                       len(task.classes)])
+    path = workspace / "fitted" / f"{model.name}-s{seed}-{key}.pt"
+
+    def load(stored: Path) -> tuple[Any, dict, float]:
+        saved = torch.load(stored, weights_only=False)  # written by this bench's own job, under its --out
+        if type(saved["method"]) is not type(method):
+            raise TypeError(f"{stored} holds a {type(saved['method']).__name__}, not a {type(method).__name__}")
+        return saved["method"], saved["history"], float(saved["train_s"])
+
+    def save(fitted: tuple[Any, dict, float], tmp: Path) -> None:
+        torch.save({"method": fitted[0], "history": fitted[1], "train_s": fitted[2]}, tmp)
+
+    (method, history, train_s), trained = build_once(path, load, train, save)
+    return method, history, train_s, not trained
 
 
 def _metrics(scores: Mapping[str, float]) -> list[Metric]:

@@ -9,11 +9,11 @@ truth) is explained for the class the model predicts, and scored by ``evaluators
 from __future__ import annotations
 
 import copy
-import fcntl
 import hashlib
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 
 from dig.data import cache_dir
 from dig.errors import DigError
-from dig.io import atomic_write
+from dig.io import build_once
 from dig.ops import CSRGraph
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
@@ -196,25 +196,26 @@ class XGraphTrack:
         key = hashlib.sha256(json.dumps([dataset.obj.cache_name, seed, config["gnn"], GNN_VERSION],
                                         sort_keys=True).encode()).hexdigest()[:16]
         path = cache_dir() / "xgraph-models" / f"{dataset.name}-s{seed}-{key}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # parallel explainer jobs of one (dataset, seed) wait for the first to train it instead of each training
-        with open(path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if path.exists():
-                try:
-                    saved = torch.load(path, weights_only=True)
-                    model = (build_gcn if data.task == "node" else build_gin)(data.x.shape[1], data.num_classes)
-                    model.load_state_dict(saved["state"])
-                    model.eval()
-                    return model, {k: float(v) for k, v in saved["accuracy"].items()}, 0.0
-                except (RuntimeError, KeyError, OSError, EOFError):
-                    pass  # a damaged cache entry: train again and overwrite it
+        architecture = build_gcn if data.task == "node" else build_gin
+
+        def load(stored: Path) -> tuple[torch.nn.Module, dict[str, float], float]:
+            saved = torch.load(stored, weights_only=True)
+            model = architecture(data.x.shape[1], data.num_classes)
+            model.load_state_dict(saved["state"])
+            model.eval()
+            return model, {k: float(v) for k, v in saved["accuracy"].items()}, 0.0
+
+        def train() -> tuple[torch.nn.Module, dict[str, float], float]:
             start = time.perf_counter()
             settings = {k: v for k, v in config["gnn"].items() if k != "architecture"}
             model, accuracy = train_gnn(data, split, seed, **settings)
-            train_s = time.perf_counter() - start
-            atomic_write(path, lambda tmp: torch.save({"state": model.state_dict(), "accuracy": accuracy}, tmp))
-            return model, accuracy, train_s
+            return model, accuracy, time.perf_counter() - start
+
+        def save(trained: tuple[torch.nn.Module, dict[str, float], float], tmp: Path) -> None:
+            torch.save({"state": trained[0].state_dict(), "accuracy": trained[1]}, tmp)
+
+        # parallel explainer jobs of one (dataset, seed) wait for the first to train it instead of each training
+        return build_once(path, load, train, save)[0]
 
     def run_job(self, registry: Registry, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                 on_epoch=None) -> JobOutcome:
