@@ -1,8 +1,9 @@
 """GVTNet (Wang, Xie, Ji et al. 2021, "Global voxel transformer networks for augmented microscopy"): the U-Net
 whose bottom block ends in a size-preserving global voxel transformer operator (attention over every voxel)
 and whose deepest down- and up-sampling are GVTOs (``dig.nn.gvto``); trained by the shared segmentation loop.
-Prediction on 128-pixel tiles (``tile``), as for denoising: global attention over a whole large image costs
-the square of its voxel count."""
+Prediction on 128-pixel tiles (``tile``, overlap a quarter tile), as for denoising: global attention over a
+whole large image costs the square of its voxel count. Tiled prediction is the reference code's own option
+(GVTNets ``predict.py --cropped_prediction --patch_size --overlap``), not a variant."""
 
 from __future__ import annotations
 
