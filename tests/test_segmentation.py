@@ -329,9 +329,9 @@ def test_smoke_bench_writes_records_figures_a_published_page_and_trains_shared_t
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     records = [json.loads(path.read_text()) for path in (out / "segmentation").glob("*.json")]
     records = {(r["dataset"], r["model"]): r for r in records}
-    assert {key: r["extra"]["training_reused"] for key, r in records.items()} == {
-        ("fluo-nuclei-2d", "unet"): False, ("fluo-nuclei-2d", "otsu"): False,
-        ("stardist-nuclei", "unet"): True, ("stardist-nuclei", "otsu"): True}
+    for model in ("unet", "otsu"):  # one of the two jobs trains (whichever takes the fit's lock first), one loads
+        assert sorted(records[dataset, model]["extra"]["training_reused"]
+                      for dataset in ("fluo-nuclei-2d", "stardist-nuclei")) == [False, True]
     assert records["stardist-nuclei", "unet"]["train_s"] == records["fluo-nuclei-2d", "unet"]["train_s"]
     alone = tmp_path / "alone"  # the real image scored by a U-Net trained in its own bench: the same numbers
     done = run_dig("bench", "--track", "segmentation", "--budget", "smoke", "--seeds", "0",

@@ -185,11 +185,11 @@ def test_care_loader_reads_pairs_and_names_every_fault(tmp_path):
 
 def test_bench_ssl_smoke_on_an_image_dataset(tmp_path):
     out = tmp_path / "results"
-    run = run_dig("bench", "--track", "ssl", "--budget", "smoke", "--seeds", "0", "--datasets", "fluo-sim-2d",
-                  "--models", "noise2same,noise2true,noisy-input", "--out", str(out), "--quiet", "--workers", "1",
-                  cwd=tmp_path, timeout=600)
+    run = run_dig("bench", "--track", "ssl", "--budget", "smoke", "--seeds", "0", "--datasets",
+                  "fluo-sim-2d,stardist-nuclei", "--models", "noise2same,noise2true,noisy-input", "--out", str(out),
+                  "--quiet", "--workers", "1", cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = list(csv.DictReader(open(out / "ssl.csv")))
+    rows = [r for r in csv.DictReader(open(out / "ssl.csv")) if r["dataset"] == "fluo-sim-2d"]
     values = {(r["model"], r["metric"]): float(r["value"]) for r in rows}
     for model in ("noise2same", "noise2true", "noisy-input"):
         for metric in ("psnr_dB", "ssim_index", "psnr_C0_dB", "psnr_C2_dB"):
@@ -197,7 +197,12 @@ def test_bench_ssl_smoke_on_an_image_dataset(tmp_path):
     # the input's own PSNR falls with the photon count: 30, 12, 6 photons
     assert values["noisy-input", "psnr_C0_dB"] > values["noisy-input", "psnr_C1_dB"] > values["noisy-input", "psnr_C2_dB"]
     records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
-    assert len(records) == 3 and all(r["extra"]["inference_ms_per_image"] > 0 for r in records)
+    assert len(records) == 6 and all(r["extra"]["inference_ms_per_image"] > 0 for r in records)
+    # the real image is scored by the fluo-sim-2d fit of the same bench (one worker: fluo-sim-2d runs first)
+    assert {(r["dataset"], r["extra"]["training_reused"]) for r in records} == {("fluo-sim-2d", False),
+                                                                                ("stardist-nuclei", True)}
+    fits = {(r["dataset"], r["model"]): r["extra"]["history"] for r in records}
+    assert fits["stardist-nuclei", "noise2same"] == fits["fluo-sim-2d", "noise2same"]
     assert all(r["extra"]["figure_condition"] == "C2" for r in records)  # the noisiest camera is pictured
     picture = out / "figures" / "ssl" / "fluo-sim-2d" / "noise2same.png"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

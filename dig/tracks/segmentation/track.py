@@ -12,23 +12,18 @@ record's extra holds the history and a PNG of the first test image (image, truth
 bench`` writes beside the CSV for the leaderboard.
 
 Datasets with the same ``training_key`` (fluo-nuclei-2d and stardist-nuclei: the same training and validation
-images, two test sets) share one fit per (model, seed, settings) within a bench: the first job trains and
-keeps the fitted model under the bench's workspace (``--out/.work/segmentation/fitted``), the other loads it.
-Training is deterministic, so this changes no number, only the wall time; such a record says
-``training_reused`` and its ``train_s`` is the original fit's.
+images, two test sets) share one fit per (model, seed, settings) within a bench (``dig.tracks.shared_fit``);
+such a record says ``training_reused`` and its ``train_s`` is the original fit's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from dig.io import build_once, current_bench_workspace, stable_hash
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
 from dig.tracks.segmentation.metrics import (
@@ -40,10 +35,10 @@ from dig.tracks.segmentation.metrics import (
 )
 from dig.tracks.segmentation.overlay import overlay_png
 from dig.tracks.segmentation.protocol import SegmentationTask
+from dig.tracks.shared_fit import fit_once, scheduled_cost
 
 BOX_JITTER = 0.1
 JITTER_SEED = 2024
-REUSED_TRAINING_COST = 0.05  # a job whose fit another dataset's job makes: evaluation only, so scheduled after it
 
 
 def jitter_boxes(boxes: list[tuple[int, ...]], shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -110,14 +105,15 @@ class SegmentationTrack:
         entry = registry.get("model", job.model, track=self.name)
         steps = job.config["hparams"].get("steps", 1)
         cost = float(entry.meta.get("relative_cost", 1.0)) * steps * (4.0 if job.config["dim"] == 3 else 1.0)
-        trains_elsewhere = getattr(registry.get("dataset", job.dataset, track=self.name).obj, "trains_elsewhere", False)
-        return cost * REUSED_TRAINING_COST if trains_elsewhere else cost
+        return scheduled_cost(registry.get("dataset", job.dataset, track=self.name), cost)
 
     def run_job(self, registry: Registry, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                 on_epoch=None) -> JobOutcome:
         task = dataset.obj.load()
         method = model.obj(dim=task.dim, in_channels=task.in_channels, classes=len(task.classes), **config["hparams"])
-        method, history, train_s, reused = _fitted(method, task, dataset, model, seed, config, on_epoch)
+        identity = [config["hparams"], task.dim, task.in_channels, len(task.classes)]
+        method, history, train_s, reused = fit_once(dataset, model, seed, identity, method,
+                                                    lambda: method.fit(task.train, task.val, seed, on_epoch))
         start = time.perf_counter()
         if getattr(method, "prompted", False):
             metrics, figure, inference_ms = _prompted_scores(method, task, seed)
@@ -131,37 +127,6 @@ class SegmentationTrack:
                  "external_test": task.external_test, "training_reused": reused}
         return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=params, train_s=train_s,
                           eval_s=eval_s, extra=extra)
-
-
-def _fitted(method, task: SegmentationTask, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
-            on_epoch) -> tuple[Any, dict, float, bool]:
-    """(the fitted method, its history, training seconds, whether the fit was reused): trained here, or, when the
-    dataset shares its ``training_key`` with another and a bench workspace exists, the fit of this bench's
-    first job with the same training images, model, seed and settings."""
-
-    def train() -> tuple[Any, dict, float]:
-        start = time.perf_counter()
-        history = method.fit(task.train, task.val, seed, on_epoch) or {}
-        return method, history, time.perf_counter() - start
-
-    training_key, workspace = getattr(dataset.obj, "training_key", None), current_bench_workspace()
-    if training_key is None or workspace is None:
-        return (*train(), False)
-    key = stable_hash([training_key, model.name, seed, config["hparams"], task.dim, task.in_channels,
-                       len(task.classes)])
-    path = workspace / "fitted" / f"{model.name}-s{seed}-{key}.pt"
-
-    def load(stored: Path) -> tuple[Any, dict, float]:
-        saved = torch.load(stored, weights_only=False)  # written by this bench's own job, under its --out
-        if type(saved["method"]) is not type(method):
-            raise TypeError(f"{stored} holds a {type(saved['method']).__name__}, not a {type(method).__name__}")
-        return saved["method"], saved["history"], float(saved["train_s"])
-
-    def save(fitted: tuple[Any, dict, float], tmp: Path) -> None:
-        torch.save({"method": fitted[0], "history": fitted[1], "train_s": fitted[2]}, tmp)
-
-    (method, history, train_s), trained = build_once(path, load, train, save)
-    return method, history, train_s, not trained
 
 
 def _metrics(scores: Mapping[str, float]) -> list[Metric]:

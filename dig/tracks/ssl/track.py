@@ -27,6 +27,7 @@ import numpy as np
 from dig.figures import middle_slice, panels_png, to_rgb
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
+from dig.tracks.shared_fit import fit_once, scheduled_cost
 from dig.tracks.ssl.denoising.metrics import denoising_scores
 from dig.tracks.ssl.probe import probe, probe_nodes
 from dig.tracks.ssl.protocol import ImageTask, Supervision
@@ -88,7 +89,8 @@ class SSLTrack:
     def job_cost(self, registry: Registry, job) -> float:
         entry = registry.get("model", job.model, track=self.name)
         if job.config.get("level") == "image":
-            return float(entry.meta.get("relative_cost", 1.0)) * 15.0 * job.config["hparams"].get("steps", 20)
+            cost = float(entry.meta.get("relative_cost", 1.0)) * 15.0 * job.config["hparams"].get("steps", 20)
+            return scheduled_cost(registry.get("dataset", job.dataset, track=self.name), cost)
         size = job.config.get("nodes", job.config["graphs"])
         return float(size) * float(entry.meta.get("relative_cost", 1.0))
 
@@ -96,7 +98,7 @@ class SSLTrack:
                 on_epoch=None) -> JobOutcome:
         data = dataset.obj.load()
         if data.level == "image":
-            return _run_image_job(data, model, seed, config, on_epoch)
+            return _run_image_job(data, dataset, model, seed, config, on_epoch)
         method = model.obj(data.in_features, **config["hparams"])
         start = time.perf_counter()
         if getattr(method, "uses_labels", False):
@@ -149,15 +151,17 @@ def denoising_figure(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray,
     return panels_png([to_rgb(crop, low, high) for crop in crops])
 
 
-def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str, Any], on_epoch) -> JobOutcome:
+def _run_image_job(data: ImageTask, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
+                   on_epoch) -> JobOutcome:
     method = model.obj(dim=data.dim, **config["hparams"])
-    start = time.perf_counter()
-    if getattr(method, "uses_clean", False):
-        history = method.fit(data.train_noisy, seed, on_epoch, clean=data.train_clean, val_noisy=data.val_noisy,
-                             val_clean=data.val_clean)
-    else:
-        history = method.fit(data.train_noisy, seed, on_epoch, val_noisy=data.val_noisy)
-    train_s = time.perf_counter() - start
+
+    def fit() -> dict:
+        if getattr(method, "uses_clean", False):
+            return method.fit(data.train_noisy, seed, on_epoch, clean=data.train_clean, val_noisy=data.val_noisy,
+                              val_clean=data.val_clean)
+        return method.fit(data.train_noisy, seed, on_epoch, val_noisy=data.val_noisy)
+
+    method, history, train_s, reused = fit_once(dataset, model, seed, [config["hparams"], data.dim], method, fit)
     start = time.perf_counter()
     metrics, per_condition, inference_ms, last_prediction = [], {}, [], {}
     for condition, (noisy, clean) in data.test.items():
@@ -181,6 +185,6 @@ def _run_image_job(data: ImageTask, model: Entry, seed: int, config: Mapping[str
     extra = {"history": history, "data_range": data.data_range, "inference_ms_per_image": float(np.mean(inference_ms)),
              "test_images": {c: len(noisy) for c, (noisy, _) in data.test.items()},
              "figure_png": denoising_figure(figure_noisy[0], last_prediction[condition], figure_clean[0], data.dim),
-             "figure_condition": condition}
+             "figure_condition": condition, "training_reused": reused}
     return JobOutcome(metrics=metrics, epochs=int(history.get("steps", 0)), params=_parameters(method), train_s=train_s,
                       eval_s=eval_s, extra=extra)

@@ -9,7 +9,8 @@
   additive Gaussian noise sigma = 25 (the BSD68 protocol, unclipped), split by image: 9 train, 1 validation,
   3 test (``camera``, ``coins``, ``chelsea``; ``cat`` is left out, it is ``chelsea``). The noise is fixed
   per image (seeded by its name), so every job sees the same noisy set. Data range 255.
-- ``stardist-nuclei``: trained exactly as ``fluo-sim-2d`` (its training and validation scenes), tested on
+- ``stardist-nuclei``: trained exactly as ``fluo-sim-2d`` (its training and validation scenes; within a bench
+  the two share each fit, see ``dig.tracks.shared_fit``), tested on
   the REAL fluorescence image ``img2d.tif`` shipped in the stardist wheel (512^2, never trained on), its
   1st-99.8th percentiles mapped to the simulator's intensity scale (0.05 .. 0.85), seen through the same
   three cameras: simulator -> real-image transfer.
@@ -60,6 +61,7 @@ class FluoSimTask:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        self.training_key = f"fluo-sim-{dim}d-train-s1-val-s2-v1"  # the same training and validation images
         self._task: ImageTask | None = None
 
     def _training(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
@@ -79,6 +81,8 @@ class FluoSimTask:
 
 
 class StardistNucleiTask(FluoSimTask):
+    trains_elsewhere = True  # its training is fluo-sim-2d's: scheduled after it, to score the same fit
+
     def __init__(self) -> None:
         super().__init__(2)
 
