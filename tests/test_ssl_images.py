@@ -208,6 +208,19 @@ def test_bench_ssl_smoke_on_an_image_dataset(tmp_path):
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_seed_independent_rows_are_scored_once_per_bench_and_recorded_for_every_seed(tmp_path):
+    out = tmp_path / "results"
+    run = run_dig("bench", "--track", "ssl", "--budget", "smoke", "--seeds", "0,1", "--datasets", "fluo-sim-2d",
+                  "--models", "nlm,noisy-input", "--out", str(out), "--quiet", cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
+    for model in ("nlm", "noisy-input"):
+        pair = sorted((r for r in records if r["model"] == model), key=lambda r: r["seed"])
+        assert [r["seed"] for r in pair] == [0, 1]
+        assert sorted(r["extra"]["scores_reused"] for r in pair) == [False, True]
+        assert pair[0]["metrics"] == pair[1]["metrics"]
+
+
 def test_denoising_figure_puts_noisy_denoised_and_clean_on_one_display_range():
     import base64
     import io

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -23,6 +22,7 @@ from dig.io import build_once, current_bench_workspace, stable_hash
 from dig.registry import Entry
 
 REUSED_TRAINING_COST = 0.01
+T = TypeVar("T")
 
 
 def fit_once(dataset: Entry, model: Entry, seed: int, identity: Sequence[Any], method: Any,
@@ -36,23 +36,27 @@ def fit_once(dataset: Entry, model: Entry, seed: int, identity: Sequence[Any], m
         history = fit() or {}
         return method, history, time.perf_counter() - start
 
-    training_key, workspace = getattr(dataset.obj, "training_key", None), current_bench_workspace()
-    if training_key is None or workspace is None:
+    training_key = getattr(dataset.obj, "training_key", None)
+    if training_key is None:
         return (*train(), False)
-    key = stable_hash([training_key, model.name, seed, list(identity)])
-    path = workspace / "fitted" / f"{model.name}-s{seed}-{key}.pt"
+    (fitted, history, train_s), built = kept_in_bench(f"fitted/{model.name}-s{seed}",
+                                                      [training_key, model.name, seed, list(identity)], train)
+    if type(fitted) is not type(method):
+        raise TypeError(f"the kept fit of {model.name} is a {type(fitted).__name__}, not a {type(method).__name__}; "
+                        "delete --out/.work and run again")
+    return fitted, history, train_s, not built
 
-    def load(stored: Path) -> tuple[Any, dict, float]:
-        saved = torch.load(stored, weights_only=False)  # written by this bench's own job, under its --out
-        if type(saved["method"]) is not type(method):
-            raise TypeError(f"{stored} holds a {type(saved['method']).__name__}, not a {type(method).__name__}")
-        return saved["method"], saved["history"], float(saved["train_s"])
 
-    def save(fitted: tuple[Any, dict, float], tmp: Path) -> None:
-        torch.save({"method": fitted[0], "history": fitted[1], "train_s": fitted[2]}, tmp)
-
-    (method, history, train_s), trained = build_once(path, load, train, save)
-    return method, history, train_s, not trained
+def kept_in_bench(name: str, identity: Sequence[Any], build: Callable[[], T]) -> tuple[T, bool]:
+    """(``build()``'s value, True), or (the value an earlier job of this bench built for the same ``identity``,
+    False). Kept pickled under the bench's workspace as ``<name>-<hash of identity>.pt``; outside a bench
+    every call builds."""
+    workspace = current_bench_workspace()
+    if workspace is None:
+        return build(), True
+    path = workspace / f"{name}-{stable_hash(list(identity))}.pt"
+    # the file was written by this bench's own job, under its --out, so unpickling it runs no foreign code
+    return build_once(path, lambda stored: torch.load(stored, weights_only=False), build, torch.save)
 
 
 def scheduled_cost(dataset: Entry, cost: float) -> float:
