@@ -350,6 +350,7 @@ def test_smoke_bench_writes_records_figures_a_published_page_and_trains_shared_t
     published = run_dig("leaderboard", "publish", "--dir", str(board))
     assert published.returncode == 0, published.stderr
     assert "![otsu](figures/segmentation/stardist-nuclei/otsu.png)" in (board / "README.md").read_text()
+    assert "otsu (image · truth outlines (green) · prediction outlines (magenta)" in (board / "README.md").read_text()
     assert "src='figures/segmentation/stardist-nuclei/unet.png'" in (board / "index.html").read_text()
 
 

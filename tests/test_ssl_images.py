@@ -206,6 +206,11 @@ def test_bench_ssl_smoke_on_an_image_dataset(tmp_path):
     assert all(r["extra"]["figure_condition"] == "C2" for r in records)  # the noisiest camera is pictured
     picture = out / "figures" / "ssl" / "fluo-sim-2d" / "noise2same.png"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    published = run_dig("leaderboard", "publish", "--dir", str(out), cwd=tmp_path)  # --out is laid out as a board
+    assert published.returncode == 0, published.stderr
+    page = (out / "README.md").read_text()
+    assert "noise2same (noisy · denoised · clean, central 128^2 crop" in page
+    assert "![noise2same](figures/ssl/stardist-nuclei/noise2same.png)" in page
 
 
 def test_seed_independent_rows_are_scored_once_per_bench_and_recorded_for_every_seed(tmp_path):

@@ -84,17 +84,28 @@ def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str
     return "; ".join(parts) + "."
 
 
-Figures = dict[tuple[str, str], list[tuple[str, str]]]  # (track, dataset) -> [(model, path relative to the page)]
+# (track, dataset) -> [(model, path relative to the page, what the picture's panels show)]
+Figures = dict[tuple[str, str], list[tuple[str, str, str]]]
 
 
-def find_figures(folder: Path, aggregates: list[Aggregate]) -> Figures:
-    """The pictures ``figures/<track>/<dataset>/<model>.png`` under ``folder`` of the models in the tables."""
+def find_figures(folder: Path, aggregates: list[Aggregate], registry: Registry | None = None) -> Figures:
+    """The pictures ``figures/<track>/<dataset>/<model>.png`` under ``folder`` of the models in the tables, each
+    with its track's ``figure_panels`` (what the panels show, left to right)."""
     found: Figures = {}
     for track, dataset, model in sorted({(a.track, a.dataset, a.model) for a in aggregates}):
         path = figure_path(folder, track, dataset, model)
         if path.is_file():
-            found.setdefault((track, dataset), []).append((model, path.relative_to(folder).as_posix()))
+            found.setdefault((track, dataset), []).append((model, path.relative_to(folder).as_posix(),
+                                                           figure_panels(track, registry)))
     return found
+
+
+def figure_panels(track: str, registry: Registry | None) -> str:
+    try:
+        track_obj = registry.get("track", track).obj if registry else None
+    except UnknownNameError:  # a track of a plugin not installed here
+        track_obj = None
+    return getattr(track_obj, "figure_panels", "picture")
 
 
 def markdown_tables(aggregates: list[Aggregate], heading: str = "",
@@ -115,8 +126,8 @@ def markdown_tables(aggregates: list[Aggregate], heading: str = "",
             cells = [_cell(by_key.get((model, m))) for m in metrics]
             parts.append(f"| {md_text(model)} | {md_text(plugin)} | " + " | ".join(cells) + " |")
         parts.append("")
-        for model, path in (figures or {}).get((track, dataset), []):
-            parts.append(f"{md_text(model)} (image · truth · prediction, lowest seed):\n\n![{md_text(model)}]({path})\n")
+        for model, path, panels in (figures or {}).get((track, dataset), []):
+            parts.append(f"{md_text(model)} ({md_text(panels)}, lowest seed):\n\n![{md_text(model)}]({path})\n")
     return "\n".join(parts)
 
 
@@ -212,9 +223,9 @@ def html_page(aggregates: list[Aggregate], title: str, references: list[Aggregat
             cells = "".join(f"<td>{html.escape(_cell(by_key.get((model, m))))}</td>" for m in metrics)
             body.append(f"<tr><td>{html.escape(model)}</td><td>{html.escape(plugin)}</td>{cells}</tr>")
         body.append("</table>")
-        for model, path in (figures or {}).get((track, dataset), []):
+        for model, path, panels in (figures or {}).get((track, dataset), []):
             body.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(model)}'><figcaption>"
-                        f"{html.escape(model)}: image · truth (green) · prediction (magenta), lowest seed</figcaption></figure>")
+                        f"{html.escape(model)}: {html.escape(panels)}, lowest seed</figcaption></figure>")
         families = curve_families(metrics)
         on_curves = {m for points in families.values() for _, m in points}
         for family, points in families.items():
@@ -304,7 +315,7 @@ def publish(folder: str | Path = "leaderboards", registry: Registry | None = Non
     ]
     references = [agg for path in sorted((folder / "references").glob("*.csv")) for agg in read_references(path)]
     notes, models = table_notes(aggregates, registry), model_notes(aggregates, registry)
-    figures = find_figures(folder, aggregates)
+    figures = find_figures(folder, aggregates, registry)
     md = "\n".join(intro) + markdown_tables(aggregates, epochs=epochs, notes=notes, figures=figures)
     if models:
         md += "\n## Models and their departures from the published code\n\n"

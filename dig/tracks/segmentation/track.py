@@ -68,6 +68,7 @@ class SegmentationTrack:
     name = "segmentation"
     method_kind = "model"
     default_datasets = ("fluo-nuclei-2d", "stardist-nuclei", "monai-synthetic-3d")
+    figure_panels = "image · truth outlines (green) · prediction outlines (magenta), first test image"
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         dataset.obj.load()

@@ -38,6 +38,7 @@ PROBE_FOLDS = 10
 class SSLTrack:
     name = "ssl"
     method_kind = "model"
+    figure_panels = "noisy · denoised · clean, central 128^2 crop of the noisiest condition's first test image"
     default_datasets = ("solubility", "freesolv", "csbm-homophilous", "csbm-heterophilous", "karate-club",
                         "fluo-sim-2d", "natural-gray", "stardist-nuclei")
 
