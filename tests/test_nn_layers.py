@@ -231,3 +231,21 @@ def test_edge_weights_multiply_messages_as_pyg_explain_masks_do(data, layer):
     out = ours(x, graph, edge_weight=mask[perm])
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out, ours(x, graph), atol=1e-3)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_split_gcn_operator_equals_the_looped_graph_operator(looped, normalize):
+    """GCNConv propagates with the off-diagonal edges plus a per-node diagonal (``gcn_split_norm``) instead of
+    building the looped graph; both must be the same dense operator, also where loops already exist."""
+    from dig.nn import with_self_loops
+    from dig.nn.conv import gcn_split_norm
+
+    _, _, graph = looped
+    target = with_self_loops(graph)
+    dense_looped = torch.zeros(N, N)
+    looped_weight = gcn_norm(graph)[1] if normalize else torch.ones(target.num_edges)
+    dense_looped.index_put_((target.row, target.col), looped_weight, accumulate=True)
+    weight, loop_weight = gcn_split_norm(graph, normalize)
+    dense_split = torch.diag(loop_weight).index_put_((graph.row, graph.col), weight, accumulate=True)
+    torch.testing.assert_close(dense_split, dense_looped)
+    assert gcn_split_norm(graph, normalize) is gcn_split_norm(graph, normalize)

@@ -56,6 +56,36 @@ def gcn_norm(graph: CSRGraph, add_self_loops: bool = True) -> tuple[CSRGraph, Te
     return graph._cache[key]
 
 
+def gcn_split_norm(graph: CSRGraph, normalize: bool = True) -> tuple[Tensor, Tensor]:
+    """GCN's Â = D̃^{-1/2} (A_offdiag + I) D̃^{-1/2} split into its off-diagonal part, on ``graph``'s own edges
+    (weight 0 on a self loop the graph already has, since PyG's ``add_remaining_self_loops`` replaces it), and
+    its diagonal, one weight per node: Â X = spmm(graph, X, weight) + loop_weight ⊙ X. The same operator as
+    ``gcn_norm`` without building the looped graph, which is what a new graph per batch pays for (the cold
+    path). With ``normalize=False`` the weights are 1 off the diagonal (0 on existing loops) and 1 on it.
+    Cached on ``graph``."""
+    key = ("gcn_split_norm", normalize)
+    if key not in graph._cache:
+        if graph.num_src_nodes != graph.num_dst_nodes:
+            raise ValueError("self loops need a square graph (as many source as destination nodes)")
+        off_diagonal = graph.col != graph.row
+        has_loops = not bool(off_diagonal.all())
+        dtype = torch.get_default_dtype()
+        if normalize:
+            degree = graph.in_degree() + 1  # D̃_i = |non-loop in-edges of i| + 1
+            if has_loops:
+                degree -= torch.bincount(graph.row[~off_diagonal], minlength=graph.num_dst_nodes)
+            inv_sqrt = degree.to(dtype).pow_(-0.5)
+            weight = inv_sqrt[graph.col] * inv_sqrt[graph.row]
+            loop_weight = inv_sqrt.square()
+        else:
+            weight = torch.ones(graph.num_edges, dtype=dtype, device=graph.device)
+            loop_weight = torch.ones(graph.num_dst_nodes, dtype=dtype, device=graph.device)
+        if has_loops:
+            weight = weight * off_diagonal
+        graph._cache[key] = (weight, loop_weight)
+    return graph._cache[key]
+
+
 class GCNConv(nn.Module):
     """GCN layer (Kipf & Welling, ICLR 2017): X' = Â X W + b. With ``normalize=False``, Â = Ã = A + I with unit
     weights (a sum over the neighbours and the node itself, as in GNNExplainer's reference GCN: with constant
@@ -73,28 +103,20 @@ class GCNConv(nn.Module):
     def forward(self, x: Tensor, graph: CSRGraph, edge_weight: Tensor | None = None) -> Tensor:
         """``edge_weight`` [E] (in ``graph``'s edge order) multiplies each edge's normalised message, as PyG's
         explain masks do; the normalisation itself and the self loops are unweighted."""
-        if self.normalize:
-            target, weight = gcn_norm(graph, self.add_self_loops)
-            weight = weight.to(x.dtype)
+        if edge_weight is not None and edge_weight.shape != (graph.num_edges,):
+            raise ValueError(f"edge_weight must be [{graph.num_edges}] (one per edge of the graph), "
+                             f"got {list(edge_weight.shape)}")
+        h = self.lin(x)
+        if self.add_self_loops:
+            weight, loop_weight = gcn_split_norm(graph, self.normalize)
+            weight = weight.to(x.dtype) if edge_weight is None else weight.to(x.dtype) * edge_weight.to(x.dtype)
+            out = spmm(graph, h, weight).addcmul_(h, loop_weight.to(x.dtype).unsqueeze(1))
         else:
-            target = with_self_loops(graph) if self.add_self_loops else graph
-            weight = torch.ones(target.num_edges, dtype=x.dtype, device=x.device)
-        if edge_weight is not None:
-            weight = weight * _on_target_edges(graph, target, edge_weight.to(x.dtype))
-        out = spmm(target, self.lin(x), weight)
-        return out + self.bias if self.bias is not None else out
-
-
-def _on_target_edges(graph: CSRGraph, target: CSRGraph, edge_weight: Tensor) -> Tensor:
-    """Per-edge factors of ``graph`` moved onto ``target`` (``graph`` itself or ``with_self_loops(graph)``);
-    added self loops get 1, and a loop ``graph`` already had is replaced, so its factor is dropped."""
-    if edge_weight.shape != (graph.num_edges,):
-        raise ValueError(f"edge_weight must be [{graph.num_edges}] (one per edge of the graph), got {list(edge_weight.shape)}")
-    if target is graph:
-        return edge_weight
-    keep, positions = target._cache["edges_from_graph"]
-    factor = torch.ones(target.num_edges, dtype=edge_weight.dtype, device=edge_weight.device)
-    return factor.index_put((positions,), edge_weight[keep])
+            weight = gcn_norm(graph, False)[1].to(x.dtype) if self.normalize else None
+            if edge_weight is not None:
+                weight = edge_weight.to(x.dtype) if weight is None else weight * edge_weight.to(x.dtype)
+            out = spmm(graph, h, weight)
+        return out.add_(self.bias) if self.bias is not None else out  # in place: one [N, F] buffer per call
 
 
 class SGConv(nn.Module):
