@@ -6,10 +6,13 @@
   last, the three layers' outputs concatenated and mapped to the classes; Glorot-uniform weights with ReLU
   gain. Without the per-layer L2 normalisation, sums over BA hubs blow up (measured, seed 0, test accuracy:
   tree-cycles 0.80 and tree-grid 0.72 without it; 0.99 and 0.83 with it).
-- Graph classification: GIN (Xu et al. 2019): 3 layers of 32 units, each an MLP of two linear layers, sum and
-  max pooling of every layer's output concatenated, then a two-layer classifier.
-Training: Adam, cross-entropy, full batch (node tasks: lr 0.001, weight decay 0.005, gradient norm clipped
-at 2, 1,000 epochs, as the reference's defaults) or batches of 32 graphs, selection on validation accuracy only.
+- Graph classification: GIN (Xu et al. 2019): 3 layers of 32 units, each an MLP of two linear layers with
+  batch normalisation on the hidden layer (as in the GIN paper), sum and max pooling of every layer's output
+  concatenated, then a two-layer classifier. Without the batch normalisation, seed 1 on ba-2motifs never left
+  the loss plateau at ln 2 (valid accuracy 0.53 after 200 epochs; with it: 1.0 after one epoch).
+Training: Adam, cross-entropy, full batch (node tasks: weight decay 0.005, gradient norm clipped at 2, 1,000
+epochs, as the reference's defaults; lr in ``dig.tracks.xgraph.track.GNN_TRAINING``) or batches of 32 graphs,
+selection on validation accuracy only.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ class GINGraphClassifier(nn.Module):
     def __init__(self, in_features: int, num_classes: int, hidden: int = 32, layers: int = 3) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            GINConv(nn.Sequential(nn.Linear(in_features if k == 0 else hidden, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, hidden)))
+            GINConv(nn.Sequential(nn.Linear(in_features if k == 0 else hidden, hidden), nn.BatchNorm1d(hidden),
+                                  nn.ReLU(), nn.Linear(hidden, hidden)))
             for k in range(layers)
         )
         self.head = nn.Sequential(nn.Linear(2 * hidden * layers, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))

@@ -31,13 +31,16 @@ from dig.tracks.xgraph.models import build_gcn, build_gin
 from dig.tracks.xgraph.protocol import GraphSet, Instance, check_explanation
 
 GNN_TRAINING: dict[str, dict[str, dict[str, Any]]] = {
-    "node": {"smoke": {"epochs": 300, "lr": 0.01}, "default": {"epochs": 1000, "lr": 0.001},
+    # default lr 0.01, not the reference's 0.001: 1,000 full-batch epochs at 0.001 underfit tree-grid (train 0.90,
+    # valid 0.85-0.86 over seeds 0-2); at 0.01 valid accuracy was 0.90-0.92 there, 0.936-0.95 on ba-community
+    # (0.929-0.936 at 0.001) and 1.0 at both rates on ba-shapes and tree-cycles (chosen on validation only)
+    "node": {"smoke": {"epochs": 300, "lr": 0.01}, "default": {"epochs": 1000, "lr": 0.01},
              "paper": {"epochs": 1000, "lr": 0.001}},
     "graph": {"smoke": {"epochs": 40, "lr": 0.01}, "default": {"epochs": 200, "lr": 0.005},
               "paper": {"epochs": 300, "lr": 0.001}},
 }
 WEIGHT_DECAY = {"node": 5e-3, "graph": 5e-4}  # node: GNNExplainer's reference default
-GNN_VERSION = 2  # bump when the explained GNNs' architecture or training changes: cached weights are retrained
+GNN_VERSION = 3  # bump when the explained GNNs' architecture or training changes: cached weights are retrained
 GRADIENT_CLIP = 2.0  # max gradient norm (GNNExplainer's reference ``clip``)
 GRAPH_BATCH = 32
 
