@@ -38,7 +38,6 @@ def with_self_loops(graph: CSRGraph) -> CSRGraph:
         col[rowptr[1:] - 1] = loops
         looped = CSRGraph(rowptr, col, n)
         looped._cache["row"] = torch.repeat_interleave(loops, counts)
-        looped._cache["edges_from_graph"] = (keep, positions)  # graph edge keep[k] sits at looped position k
         graph._cache[key] = looped
     return graph._cache[key]
 
