@@ -203,6 +203,41 @@ def test_subgraphx_batches_every_coalition_of_an_expansion_into_one_pass():
     assert 1 <= int(a.node_mask.sum()) <= 4
 
 
+def test_subgraphx_root_cap_searches_the_nearest_nodes_only():
+    """``max_root_nodes``: the search runs on the target's nearest nodes (breadth-first) and the edges among
+    them, and the mask is 0 elsewhere; a cap at or above the computation graph's size changes nothing."""
+    from dig.tracks.xgraph.subgraphx import _adjacency, induced_instance, nearest_nodes
+
+    data = tree_cycles(0)
+    torch.manual_seed(0)
+    model = build_gcn(10, 2).eval()
+    instance = build_instances(data, np.array([600]), model)[0]
+    settings = dict(rollouts=2, samples=6, expand_nodes=4)
+    full = SubgraphX(**settings)(model, instance, seed=3)
+    torch.testing.assert_close(SubgraphX(max_root_nodes=instance.num_nodes, **settings)(model, instance, seed=3).node_mask,
+                               full.node_mask)
+    cap = 8
+    assert instance.num_nodes > cap
+    adjacency = _adjacency(instance)
+    nearest = nearest_nodes(adjacency, instance.target, cap)
+    distance = {instance.target: 0}
+    for _ in range(instance.num_nodes):
+        for u in list(distance):
+            for v in adjacency[u]:
+                distance.setdefault(v, distance[u] + 1)
+    assert len(nearest) == cap and instance.target in nearest
+    assert max(distance[int(u)] for u in nearest) <= min(distance[u] for u in range(instance.num_nodes) if u not in nearest)
+    capped = SubgraphX(max_root_nodes=cap, **settings)(model, instance, seed=3)
+    inner = SubgraphX(**settings)(model, induced_instance(instance, nearest), seed=3)
+    outside = np.setdiff1d(np.arange(instance.num_nodes), nearest)
+    assert capped.node_mask.shape == (instance.num_nodes,) and not capped.node_mask[outside].any()
+    torch.testing.assert_close(capped.node_mask[nearest], inner.node_mask)
+    small = induced_instance(instance, nearest)
+    src, dst = small.edge_index
+    assert small.graph.num_edges == small.num_edges and bool((small.graph.row == dst).all())
+    assert small.num_edges == int(np.isin(instance.edge_index.numpy(), nearest).all(0).sum())
+
+
 @pytest.mark.parametrize("task", ["node", "graph"])
 def test_subgraphx_coalition_values_equal_the_split_graph_one_at_a_time(task):
     """The batched copies hold only kept nodes and their edges; each value must equal the model on the
