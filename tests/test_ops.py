@@ -65,6 +65,37 @@ def test_segment_sum_with_empty_segments_and_gradient():
     assert torch.autograd.gradcheck(lambda s: segment(s, ptr), (src,))
 
 
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_segment_extreme_without_gradient_equals_the_recorded_path(reduce):
+    """Under no_grad max/min skip the argmax search; values (ties, empty segments as 0) must not change."""
+    src = torch.tensor([[3.0, -1.0], [3.0, 2.0], [-5.0, 2.0], [0.5, -7.0], [1.0, 1.0]], requires_grad=True)
+    ptr = torch.tensor([0, 3, 3, 4, 5, 5])
+    recorded = segment(src, ptr, reduce)
+    with torch.no_grad():
+        plain = segment(src, ptr, reduce)
+    torch.testing.assert_close(plain, recorded.detach())
+    assert not plain[1].any() and not plain[4].any()
+    expected = getattr(torch, "amax" if reduce == "max" else "amin")
+    torch.testing.assert_close(plain[0], expected(src[:3].detach(), dim=0))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_scatter_on_a_sorted_index_equals_the_sorting_path(reduce):
+    """A batch vector is already grouped: scatter skips the sort; values and gradients equal a shuffled input."""
+    g = torch.Generator().manual_seed(0)
+    index = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3])
+    src = torch.randn(9, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    perm = torch.randperm(9, generator=g)
+    sorted_out = scatter(src, index, 5, reduce)
+    shuffled_out = scatter(src[perm], index[perm], 5, reduce)
+    torch.testing.assert_close(sorted_out, shuffled_out)
+    weights = torch.randn(5, 4, dtype=torch.float64, generator=g)
+    grad_sorted, = torch.autograd.grad((sorted_out * weights).sum(), src)
+    grad_shuffled, = torch.autograd.grad((shuffled_out * weights).sum(), src)
+    torch.testing.assert_close(grad_sorted, grad_shuffled)
+    assert torch.autograd.gradcheck(lambda s: scatter(s, index, 5, reduce), (src,))
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_scatter_of_no_rows_gives_zeros_of_the_right_shape(reduce):
     """A batch of graphs without a single edge (e.g. lone atoms) scatters zero messages."""

@@ -131,6 +131,15 @@ def segment_op(src: Tensor, ptr: Tensor, reduce: str) -> tuple[Tensor, Tensor]:
     return out, (arg if arg is not None else _no_arg(src.device))
 
 
+def segment_values(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
+    """``segment_op``'s output alone. For max/min on the torch path with no gradient recorded, it skips the
+    position of each extreme, which only the backward pass reads (that search was half of a pooled GIN's
+    inference time)."""
+    if reduce in ("max", "min") and not (torch.is_grad_enabled() and src.requires_grad) and not triton_enabled(src):
+        return _torch.segment_extreme_values(src, ptr, reduce)
+    return segment_op(src, ptr, reduce)[0]
+
+
 @segment_op.register_fake
 def _(src, ptr, reduce):
     shape = (ptr.size(0) - 1, *src.shape[1:])

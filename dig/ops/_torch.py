@@ -65,6 +65,16 @@ def segment_sum(src: Tensor, ptr: Tensor) -> Tensor:
     return torch.sparse.mm(matrix, flat.contiguous()).reshape(num, *src.shape[1:])
 
 
+def segment_extreme_values(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
+    """Per-segment max or min alone (empty segments give 0): what a forward pass without gradient needs."""
+    num = ptr.numel() - 1
+    if src.size(0) == 0:
+        return src.new_zeros((num, *src.shape[1:]))
+    values = torch.segment_reduce(src, "max" if reduce == "max" else "min", offsets=ptr, axis=0, unsafe=True)
+    empty = (ptr.diff() == 0).view(-1, *([1] * (src.dim() - 1)))
+    return values.masked_fill_(empty, 0.0)
+
+
 def segment_extreme(src: Tensor, ptr: Tensor, reduce: str) -> tuple[Tensor, Tensor]:
     """Per-segment max or min and the position of the first element attaining it (-1 for empty segments);
     empty segments give 0."""

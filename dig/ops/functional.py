@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dig.ops._ops import aggregate_op, edge_softmax_op, segment_op
+from dig.ops._ops import aggregate_op, edge_softmax_op, segment_values
 from dig.ops._torch import stable_sort
 from dig.ops.graph import CSRGraph
 
@@ -108,8 +108,7 @@ def segment(src: Tensor, ptr: Tensor, reduce: str = "sum") -> Tensor:
             raise ValueError("ptr must be non-decreasing")
     if ptr.device != src.device:
         raise ValueError(f"ptr is on {ptr.device} but src on {src.device}")
-    out, _ = segment_op(src, ptr.long(), reduce)
-    return out
+    return segment_values(src, ptr.long(), reduce)
 
 
 def scatter(src: Tensor, index: Tensor, num_segments: int, reduce: str = "sum") -> Tensor:
@@ -119,10 +118,15 @@ def scatter(src: Tensor, index: Tensor, num_segments: int, reduce: str = "sum") 
         raise ValueError(f"index must be a 1-D integer tensor of length {src.size(0)}, got {list(index.shape)}")
     if not torch.compiler.is_compiling() and index.numel() and (int(index.min()) < 0 or int(index.max()) >= num_segments):
         raise IndexError(f"index values must lie in [0, {num_segments}), got [{int(index.min())}, {int(index.max())}]")
-    values, perm = stable_sort(index, num_segments)
     ptr = torch.zeros(num_segments + 1, dtype=torch.long, device=src.device)
+    grouped = not torch.compiler.is_compiling() and (index.numel() < 2 or bool((index[1:] >= index[:-1]).all()))
+    _check_reduce(reduce)
+    if grouped:  # already sorted (a batch vector): no sort, no copy
+        ptr[1:] = torch.bincount(index, minlength=num_segments).cumsum(0)
+        return segment_values(src, ptr, reduce)
+    values, perm = stable_sort(index, num_segments)
     ptr[1:] = torch.bincount(values, minlength=num_segments).cumsum(0)
-    return segment(src.index_select(0, perm), ptr, reduce)
+    return segment_values(src.index_select(0, perm), ptr, reduce)  # ptr is valid by construction
 
 
 def edge_softmax(graph: CSRGraph, scores: Tensor) -> Tensor:

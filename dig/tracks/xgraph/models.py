@@ -72,11 +72,11 @@ class GINGraphClassifier(nn.Module):
         if batch is None:
             batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
         graphs = int(batch.max()) + 1 if batch.numel() else 0
-        pooled = []
-        for layer in self.embed(x, graph, edge_weight).split(self.hidden, dim=-1):
-            pooled.append(scatter(layer, batch, graphs, reduce="sum"))
-            pooled.append(scatter(layer, batch, graphs, reduce="max"))
-        return self.head(torch.cat(pooled, dim=-1))
+        embedding = self.embed(x, graph, edge_weight)
+        summed, peak = (scatter(embedding, batch, graphs, reduce=r).view(graphs, self.num_layers, self.hidden)
+                        for r in ("sum", "max"))
+        # per layer k: [sum_k, max_k], the layout the head reads
+        return self.head(torch.stack([summed, peak], dim=2).reshape(graphs, -1))
 
 
 def build_gcn(in_features: int, num_classes: int, **hparams) -> GCNNodeClassifier:
