@@ -64,3 +64,17 @@ def test_builtin_track_registers_through_the_entry_point_group():
     loaded = load_plugins()
     assert ("threed", "dig-bench") in loaded.loaded
     assert loaded.registry.get("model", "schnet", track="3d").plugin == "threed"
+
+
+def test_plugin_discovery_leaves_heavy_libraries_to_the_jobs_that_use_them():
+    """Every worker process discovers the plugins before its one job: PyG, captum and scipy.stats cost it
+    about 3 s together, so only the explainers and metrics that use them import them."""
+    import subprocess
+    import sys
+
+    heavy = ("torch_geometric", "captum", "scipy.stats", "matplotlib", "monai", "rdkit")
+    code = ("import sys; from dig.plugins import load_plugins; registry = load_plugins().registry; "
+            f"assert registry.names('explainer', 'xgraph'); print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -352,6 +352,24 @@ def test_gradient_attributions_through_captum_match_their_definitions():
     assert float(attribution.sum()) == pytest.approx(float(gap), abs=1e-3)
 
 
+@pytest.mark.parametrize("task", ["node", "graph"])
+def test_attribution_forward_scores_every_weight_vector_in_one_pass_as_one_at_a_time(task):
+    """Integrated gradients' steps go through disjoint copies of the instance in one pass: each copy's p_c must
+    equal the instance's own forward with that copy's edge weights."""
+    from dig.tracks.xgraph.explainers import _probability_of_weights, class_probability
+
+    if task == "node":
+        model, data, items = build_gcn(10, 2).eval(), tree_cycles(0), np.array([600])
+    else:
+        model, data, items = build_gin(10, 2).eval(), ba_2motifs(0, graphs=4), np.array([1])
+    instance = build_instances(data, items, model)[0]
+    weights = torch.rand(5, instance.num_edges, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        batched = _probability_of_weights(model, instance)(weights)
+        single = torch.stack([class_probability(model, instance, w) for w in weights])
+    torch.testing.assert_close(batched, single, rtol=0, atol=1e-6)
+
+
 BROKEN_EXPLAINERS = """
 import torch
 from dig.plugins import hookimpl
@@ -389,3 +407,20 @@ def test_a_broken_explainer_plugin_fails_only_its_own_jobs(tmp_path):
     assert "this explainer always fails" in reasons["raising"]
     assert "returned edge_mask of shape" in reasons["wrong-size"] and "degree" not in reasons
     assert any(model == "degree" and state == "ok" for model, state, _ in status)
+
+
+def test_gnn_training_stops_at_perfect_validation_accuracy(monkeypatch):
+    """Ties keep the earlier epoch, so once validation accuracy is 1.0 no later epoch can be selected: training
+    stops there instead of running the remaining epochs."""
+    from dig.tracks.xgraph import track
+
+    data = ba_2motifs(0, graphs=60)
+    order = np.random.RandomState(0).permutation(60)
+    split = {"train": order[:40], "valid": order[40:50], "test": order[50:]}
+    steps = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), step(self, *a, **k))[1])
+    _, accuracy = track.train_gnn(data, split, seed=0, epochs=100, lr=0.005)
+    batches_per_epoch = -(-40 // track.GRAPH_BATCH)
+    assert accuracy["valid"] == 1.0
+    assert 0 < len(steps) < 100 * batches_per_epoch and len(steps) % batches_per_epoch == 0
