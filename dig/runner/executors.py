@@ -84,6 +84,11 @@ def _worker_main(job: Job, out_dir: str, settings: PluginSettings, layout: Worke
     record = execute_job(job, out_dir, settings=settings, on_epoch=on_epoch, layout=layout)
     conn.send(("record", record))
     conn.close()
+    # The record is on disk and with the parent, which waits for this process to end before starting the next
+    # job: skip the interpreter's teardown of torch and the plugins (0.3-0.4 s per job, measured).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextmanager
