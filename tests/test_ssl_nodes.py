@@ -216,7 +216,7 @@ def test_supervised_ceiling_never_receives_test_labels():
 
 
 def test_ppr_diffusion_is_the_closed_form_personalised_pagerank():
-    from dig.tracks.ssl.node_methods import ppr_diffusion
+    from dig.tracks.ssl.views import ppr_diffusion
 
     edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # the path 0 - 1 - 2
     adjacency = np.eye(3) + np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])

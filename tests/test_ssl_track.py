@@ -12,7 +12,14 @@ from conftest import run_dig
 
 from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
 from dig.tracks.ssl.graphs import collate
-from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder, merge_per_graph
+from dig.tracks.ssl.methods import (
+    GraphCL,
+    InfoGraph,
+    MVGRLGraph,
+    RandomEncoder,
+    SupervisedGraph,
+    merge_per_graph,
+)
 from dig.tracks.ssl.views import NodeDropping, Subgraph
 
 pytest.importorskip("sklearn")
@@ -48,7 +55,7 @@ def test_merge_per_graph_takes_each_graph_from_its_chosen_view(solubility_graphs
         assert sorted(map(tuple, source_edges.t().tolist())) == sorted(map(tuple, merged_edges.t().tolist()))
 
 
-@pytest.mark.parametrize("method", [GraphCL, InfoGraph])
+@pytest.mark.parametrize("method", [GraphCL, InfoGraph, MVGRLGraph])
 def test_methods_pretrain_and_embed_reproducibly(method, solubility_graphs):
     graphs = solubility_graphs.graphs[:96]
     runs = []
@@ -61,6 +68,56 @@ def test_methods_pretrain_and_embed_reproducibly(method, solubility_graphs):
         runs.append(model.embed(graphs))
     assert runs[0].shape == (96, 16)
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_mvgrl_diffusion_view_is_the_dense_ppr_product(solubility_graphs):
+    """The diffusion encoder's first layer on a batch equals PReLU(S X W + b) per graph with S the graph's
+    closed-form PPR matrix; the embedding is the sum of the two views' readouts."""
+    from dig.tracks.ssl.views import batch_ppr_diffusion, ppr_diffusion
+
+    graphs = solubility_graphs.graphs[:5]
+    batch = collate(graphs)
+    edges, weight = batch_ppr_diffusion(batch, 0.2)
+    model = MVGRLGraph(solubility_graphs.in_features, hidden=8, layers=1)
+    model.initialise(0)
+    conv, act = model.diffusion_encoder.convs[0], model.diffusion_encoder.acts[0]
+    with torch.no_grad():
+        _, nodes = model.diffusion_encoder(batch, edges, weight)
+        for g, (x, edge_index) in enumerate(graphs):
+            s = ppr_diffusion(edge_index, x.size(0), 0.2)
+            expected = act(s @ conv.lin(x) + conv.bias)
+            torch.testing.assert_close(nodes[int(batch.ptr[g]):int(batch.ptr[g + 1])], expected, rtol=1e-5, atol=1e-6)
+        (adjacency, _), (diffusion, _) = model._views(batch)
+    np.testing.assert_allclose(model.embed(graphs), (adjacency + diffusion).numpy(), rtol=1e-6)
+
+
+def test_supervised_graph_trains_per_outer_fold_and_never_sees_its_test_fold(solubility_graphs, monkeypatch):
+    from dig.tracks.ssl.probe import outer_splits
+
+    rows = np.concatenate([np.flatnonzero(solubility_graphs.labels == c)[:20] for c in range(3)])
+    graphs, labels = [solubility_graphs.graphs[i] for i in rows], solubility_graphs.labels[rows]
+    model = SupervisedGraph(solubility_graphs.in_features, hidden=8, layers=2, steps=4, eval_every=2, batch_size=16)
+    seen = []
+    train_fold = SupervisedGraph._train_fold
+
+    def spy(self, graphs_, labels_, task, train, val, seed):
+        seen.append((set(train.tolist()), set(val.tolist())))
+        return train_fold(self, graphs_, labels_, task, train, val, seed)
+
+    monkeypatch.setattr(SupervisedGraph, "_train_fold", spy)
+    score = model.cross_validate(graphs, labels, "classification", seed=3, folds=3)
+    folds = outer_splits(labels, "classification", 3, 3)
+    assert len(seen) == 3 and len(score.folds) == 3 and score.metric == "accuracy_frac"
+    for (train, val), (outer_train, outer_test) in zip(seen, folds, strict=True):
+        assert not (train | val) & set(outer_test.tolist())
+        assert train | val == set(outer_train.tolist()) and not train & val and len(val) == 4
+    assert set(score.chosen) <= {2.0, 4.0}
+    again = SupervisedGraph(solubility_graphs.in_features, hidden=8, layers=2, steps=4, eval_every=2, batch_size=16)
+    assert again.cross_validate(graphs, labels, "classification", seed=3, folds=3).folds == score.folds
+    regression = SupervisedGraph(solubility_graphs.in_features, hidden=8, layers=2, steps=4, eval_every=2,
+                                 batch_size=16).cross_validate(graphs, labels.astype(float) * 2.5, "regression",
+                                                               seed=3, folds=3, unit="kcal_per_mol")
+    assert regression.metric == "mae_kcal_per_mol" and all(np.isfinite(regression.folds))
 
 
 def test_random_encoder_is_untrained_and_seeded(solubility_graphs):
@@ -85,15 +142,17 @@ def test_nan_loss_names_the_method_and_the_fix(solubility_graphs):
 def test_bench_ssl_smoke_end_to_end(tmp_path):
     out = tmp_path / "results"
     run = run_dig("bench", "--track", "ssl", "--budget", "smoke", "--seeds", "0", "--datasets", "solubility,freesolv",
-                  "--models", "random-encoder,graphcl", "--out", str(out), "--quiet", "--workers", "1", cwd=tmp_path,
-                  timeout=900)
+                  "--models", "random-encoder,graphcl,mvgrl,supervised", "--out", str(out), "--quiet", "--workers", "1",
+                  cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = list(csv.DictReader(open(out / "ssl.csv")))
     metrics = {(r["dataset"], r["model"], r["metric"]) for r in rows}
-    for model in ("random-encoder", "graphcl"):
+    for model in ("random-encoder", "graphcl", "mvgrl", "supervised"):
         assert ("solubility", model, "accuracy_frac") in metrics
         assert ("freesolv", model, "mae_kcal_per_mol") in metrics
-    accuracy = [float(r["value"]) for r in rows if r["metric"] == "accuracy_frac"]
-    assert all(0.4 < a <= 1.0 for a in accuracy)  # 3 classes, majority 41 %
+    accuracy = [float(r["value"]) for r in rows if r["metric"] == "accuracy_frac" and r["model"] != "supervised"]
+    assert all(0.4 < a <= 1.0 for a in accuracy)  # 3 classes, majority 41 % (supervised: 2 steps at smoke)
     records = [json.loads(path.read_text()) for path in (out / "ssl").glob("*.json")]
-    assert len(records) == 4 and all(len(r["extra"]["fold_scores"]) == 10 for r in records), records[0].keys()
+    assert len(records) == 8 and all(len(r["extra"]["fold_scores"]) == 10 for r in records), records[0].keys()
+    supervised = [r for r in records if r["model"] == "supervised"]
+    assert all(len(r["extra"]["chosen_step"]) == 10 for r in supervised)

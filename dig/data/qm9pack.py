@@ -41,19 +41,29 @@ def verify_qm9pack_file(path: Path) -> None:
 
 def read_qm9pack_smiles(paths: list[Path] | None = None, verify: bool = True) -> tuple[list[int], list[str]]:
     """(QM9 index, SMILES) of every molecule, in file order, from qm9pack's ``Index`` and ``SMILES`` columns."""
-    ids, smiles = [], []
+    ids, smiles, _ = read_qm9pack_columns((), paths, verify)
+    return ids, smiles
+
+
+def read_qm9pack_columns(columns: tuple[str, ...], paths: list[Path] | None = None,
+                         verify: bool = True) -> tuple[list[int], list[str], dict[str, list[float]]]:
+    """(QM9 index, SMILES, {column: values}) of every molecule in file order, ``columns`` read as floats
+    (e.g. ``HOMO_LUMO_gap_au``, in the file's units)."""
+    ids, smiles, values = [], [], {column: [] for column in columns}
     for path in paths if paths is not None else qm9pack_files():
         if verify:
             verify_qm9pack_file(path)
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = {"Index", "SMILES"} - set(reader.fieldnames or ())
+            missing = {"Index", "SMILES", *columns} - set(reader.fieldnames or ())
             if missing:
                 raise DataError(f"{path} is not a qm9pack QM9 CSV: columns {sorted(missing)} are missing")
             for line, row in enumerate(reader, start=2):
                 try:
                     ids.append(int(row["Index"]))
+                    for column in columns:
+                        values[column].append(float(row[column]))
                 except ValueError as exc:
-                    raise DataError(f"{path}:{line}: Index {row['Index']!r} is not an integer") from exc
+                    raise DataError(f"{path}:{line}: {exc} (Index {row['Index']!r})") from exc
                 smiles.append(row["SMILES"].strip())
-    return ids, smiles
+    return ids, smiles, values

@@ -5,6 +5,9 @@
   one stereo pair with different classes dropped).
 - ``freesolv``: 642 molecules, experimental hydration free energy (kcal/mol), regression: 639 graphs (three
   pairs of stereoisomers, e.g. cis/trans 1,2-dichloroethene, averaged).
+- ``qm9-gap``: a fixed sample of 2,000 QM9 molecules (qm9pack's files, ``RandomState(0)``), three classes by the
+  sample's HOMO-LUMO gap tertiles (DFT, eV); stereoisomers merged or dropped as above. The class boundaries
+  are a fixed function of the sample, computed once with the labels, not fitted on any fold.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dig.data.cache import load_or_build, save_cached_arrays
 from dig.data.labelled_molecules import LabelledMolecules, freesolv, solubility
 from dig.data.molgraph import from_smiles
 from dig.errors import DataError
@@ -66,3 +70,36 @@ class FreeSolvTask:
     def load(self) -> GraphTask:
         smiles, labels, counts = _deduplicated([freesolv()], "regression")
         return _task("freesolv", smiles, labels, "regression", "kcal_per_mol", counts)
+
+
+HARTREE_TO_EV = 27.211386
+QM9_GAP_SAMPLE = 2_000
+
+
+class QM9GapTask:
+    cache_name = f"ssl-qm9-gap-{QM9_GAP_SAMPLE}-v1"
+
+    def _build(self) -> None:
+        from dig.data.qm9pack import read_qm9pack_columns
+
+        ids, smiles, values = read_qm9pack_columns(("HOMO_LUMO_gap_au",))
+        rows = np.sort(np.random.RandomState(0).permutation(len(smiles))[:QM9_GAP_SAMPLE])
+        gap = np.asarray(values["HOMO_LUMO_gap_au"], dtype=np.float64)[rows] * HARTREE_TO_EV
+        thresholds = np.quantile(gap, [1 / 3, 2 / 3])
+        sample = [smiles[r] for r in rows]
+        save_cached_arrays(self.cache_name, {
+            "qm9_index": np.asarray(ids, dtype=np.int64)[rows], "gap_ev": gap,
+            "tertile": np.searchsorted(thresholds, gap, side="right").astype(np.int64),
+            "smiles_utf8": np.frombuffer("\n".join(sample).encode("utf-8"), dtype=np.uint8)},
+            {"source": "qm9pack", "sample": QM9_GAP_SAMPLE, "sample_seed": 0, "thresholds_ev": thresholds.tolist()})
+
+    @lru_cache(maxsize=1)  # noqa: B019
+    def load(self) -> GraphTask:
+        arrays, _ = load_or_build(self.cache_name, self._build)
+        smiles = bytes(arrays["smiles_utf8"]).decode("utf-8").split("\n")
+        if len(smiles) != len(arrays["tertile"]):
+            raise DataError(f"the {self.cache_name} cache holds {len(smiles)} SMILES for {len(arrays['tertile'])} "
+                            f"labels; delete it from the dig cache to rebuild it")
+        kept, labels, counts = _deduplicated([LabelledMolecules("qm9-gap", smiles, arrays["tertile"].tolist())],
+                                             "classification")
+        return _task("qm9-gap", kept, labels, "classification", counts=counts)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from dig.nn.conv import GCNConv, GINConv
-from dig.ops import CSRGraph, segment
+from dig.ops import CSRGraph, segment, spmm
 from dig.tracks.ssl.graphs import GraphBatch
 
 
@@ -50,6 +50,35 @@ class GINEncoder(nn.Module):
             states.append(x)
         nodes = torch.cat(states, dim=1)
         return segment(nodes, batch.ptr, self.pool), nodes
+
+
+class GCNGraphEncoder(nn.Module):
+    """MVGRL's graph-level encoder (Hassani & Khasahmadi, ICML 2020, graph code): L GCN layers, each
+    h <- PReLU(M h W_k + b_k), where M is the normalised adjacency D̃^-1/2 (A + I) D̃^-1/2 or, given
+    ``edge_weight``, the weighted edges as they are (the PPR diffusion view); the graph embedding concatenates
+    every layer's sum pooling [G, hidden * L], the node embedding is the last layer's [N, hidden]."""
+
+    def __init__(self, in_features: int, hidden: int = 128, layers: int = 3) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(GCNConv(in_features if k == 0 else hidden, hidden) for k in range(layers))
+        self.acts = nn.ModuleList(nn.PReLU() for _ in range(layers))
+        self.hidden, self.layers, self.out_features = hidden, layers, hidden * layers
+        xavier_init(self)
+
+    def forward(self, batch: GraphBatch, edge_index: Tensor | None = None,
+                edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(graph embeddings [G, hidden * L], node embeddings [N, hidden]) on the batch's own edges, or on
+        ``edge_index`` with ``edge_weight`` taken as the propagation matrix's entries."""
+        graph, perm = CSRGraph.from_edge_index(batch.edge_index if edge_index is None else edge_index, batch.num_nodes)
+        weight = None if edge_weight is None else edge_weight[perm]
+        x, pooled = batch.x, []
+        for conv, act in zip(self.convs, self.acts, strict=True):
+            if weight is None:
+                x = act(conv(x, graph))
+            else:  # the diffusion view: M = S as given, no self loops added, no degree normalisation
+                x = act(spmm(graph, conv.lin(x), weight) + conv.bias)
+            pooled.append(segment(x, batch.ptr, "sum"))
+        return torch.cat(pooled, dim=1), x
 
 
 class GCNNodeEncoder(nn.Module):

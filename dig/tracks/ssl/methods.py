@@ -6,26 +6,38 @@
   pre-training.
 - ``InfoGraph`` (Sun et al., ICLR 2020): node (local) and graph (global) embeddings through two 3-layer
   feed-forward discriminators with a linear shortcut, scored by ``jsd_local_global``; no prior term.
+- ``MVGRLGraph`` (Hassani & Khasahmadi, ICML 2020, graph level): two ``GCNGraphEncoder``s, one on the
+  normalised adjacency and one on the PPR diffusion (alpha 0.2); node embeddings go through one projection
+  MLP, graph embeddings through another (3 PReLU layers + a linear shortcut each), and
+  L = JSD(nodes of the adjacency view, graphs of the diffusion view) + JSD(nodes of diffusion, graphs of
+  adjacency) (``jsd_local_global``); the embedding is the sum of the two views' graph embeddings.
 - ``RandomEncoder``: the same encoder, never trained (batch norm in evaluation mode). Every method must be
   read against it: random GNN features are a strong baseline on small molecules.
+- ``SupervisedGraph``: the same encoder plus a linear head trained end to end on the labels of each outer
+  training fold of the probe's split (``probe.outer_splits``), its step chosen on a validation tenth of that
+  fold, then scored once on the fold's test graphs: the reference row with labels, on the same folds.
 
-All use the same ``GINEncoder`` (3 layers x 128, sum pooling: DIG's unsupervised GraphCL example), Adam, and a
-fixed number of epochs per budget (no selection on the probe's folds).
+GraphCL, InfoGraph, the random encoder and the supervised row share ``GINEncoder`` (3 layers x 128, sum
+pooling: DIG's unsupervised GraphCL example); MVGRL has its own GCN encoders at the same width and depth. All
+train with Adam for a fixed number of steps per budget (no selection on the probe's folds).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dig.nn.train_step import optimisation_step
-from dig.tracks.ssl.encoders import GINEncoder, xavier_init
+from dig.tracks.ssl.encoders import GCNGraphEncoder, GINEncoder, xavier_init
 from dig.tracks.ssl.graphs import GraphBatch, collate
 from dig.tracks.ssl.objectives import jsd_local_global, nt_xent_graphcl
-from dig.tracks.ssl.views import NodeDropping, Subgraph
+from dig.tracks.ssl.probe import ProbeScore, outer_splits, probe_metric
+from dig.tracks.ssl.views import NodeDropping, Subgraph, batch_ppr_diffusion
 
 Graph = tuple[Tensor, Tensor]  # (node features [n, F], edge_index [2, e])
 EpochCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -146,3 +158,131 @@ class RandomEncoder(_Pretrainable):
     def pretrain(self, graphs: Sequence[Graph], seed: int, on_epoch: EpochCallback | None = None) -> dict:
         self.initialise(seed)
         return {"epochs": 0, "steps": 0, "loss": []}
+
+
+class Projection(nn.Module):
+    """MVGRL's projection: three PReLU layers plus a linear shortcut, ``in_dim`` -> ``out_dim``."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(in_dim, out_dim), nn.PReLU(), nn.Linear(out_dim, out_dim), nn.PReLU(),
+                                   nn.Linear(out_dim, out_dim), nn.PReLU())
+        self.shortcut = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block(x) + self.shortcut(x)
+
+
+class MVGRLGraph(_Pretrainable):
+    level = "graph"
+
+    def __init__(self, in_features: int, hidden: int = 128, layers: int = 3, alpha: float = 0.2, **kwargs) -> None:
+        super().__init__(in_features, hidden=hidden, layers=layers, **kwargs)
+        self.encoder = GCNGraphEncoder(in_features, hidden, layers)  # the adjacency view
+        self.diffusion_encoder = GCNGraphEncoder(in_features, hidden, layers)
+        self.node_projection = Projection(hidden, hidden)
+        self.graph_projection = Projection(hidden * layers, hidden)
+        self.alpha = alpha
+
+    def initialise(self, seed: int) -> None:
+        super().initialise(seed)
+        xavier_init(self.diffusion_encoder)
+
+    def _views(self, batch: GraphBatch) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        diffusion_edges, diffusion_weight = batch_ppr_diffusion(batch, self.alpha)
+        return self.encoder(batch), self.diffusion_encoder(batch, diffusion_edges, diffusion_weight)
+
+    def loss(self, batch: GraphBatch, generator: torch.Generator) -> Tensor:
+        (graphs_a, nodes_a), (graphs_d, nodes_d) = self._views(batch)
+        graph_of = batch.graph_of_node()
+        return (jsd_local_global(self.node_projection(nodes_a), self.graph_projection(graphs_d), graph_of)
+                + jsd_local_global(self.node_projection(nodes_d), self.graph_projection(graphs_a), graph_of))
+
+    @torch.no_grad()
+    def embed(self, graphs: Sequence[Graph], batch_size: int = 512) -> np.ndarray:
+        self.eval()
+        out = []
+        for start in range(0, len(graphs), batch_size):
+            (graphs_a, _), (graphs_d, _) = self._views(collate(graphs[start:start + batch_size]))
+            out.append(graphs_a + graphs_d)
+        return torch.cat(out).numpy().astype(np.float64)
+
+
+class SupervisedGraph(_Pretrainable):
+    """See the module docstring. ``steps`` Adam steps of ``batch_size`` training graphs per outer fold; every
+    ``eval_every`` steps the validation tenth is scored (accuracy, or MAE on the original scale) and the best
+    step's weights kept (ties: the earlier). Regression trains on standardised targets with the squared error."""
+
+    uses_labels = True
+    VALIDATION_FRACTION = 0.1
+
+    def __init__(self, in_features: int, steps: int = 100, eval_every: int = 10, **kwargs) -> None:
+        super().__init__(in_features, **kwargs)
+        self.steps, self.eval_every = steps, eval_every
+        self.head = nn.Linear(self.encoder.out_features, 1)  # resized to the task in ``cross_validate``
+
+    def pretrain(self, graphs: Sequence[Graph], seed: int, on_epoch: EpochCallback | None = None) -> dict:
+        raise TypeError("the supervised row trains on labels per outer fold: call cross_validate")
+
+    def _predict(self, graphs: Sequence[Graph], rows: np.ndarray) -> Tensor:
+        self.eval()
+        with torch.no_grad():
+            return self.head(self.encoder(collate([graphs[i] for i in rows]))[0])
+
+    def _train_fold(self, graphs: Sequence[Graph], labels: np.ndarray, task: str, train: np.ndarray,
+                    val: np.ndarray, seed: int) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+        """Fit on ``train``, choose the step on ``val``; returns (chosen step, predict(rows) on the label scale)."""
+        self.initialise(seed)
+        classes = task == "classification"
+        if classes:
+            target = torch.from_numpy(labels.astype(np.int64))
+        else:
+            mean, std = float(labels[train].mean()), float(labels[train].std()) or 1.0
+            target = torch.from_numpy((labels - mean) / std).float()
+
+        def to_labels(output: Tensor) -> np.ndarray:
+            return output.argmax(-1).numpy() if classes else output[:, 0].double().numpy() * std + mean
+
+        def score(rows: np.ndarray) -> float:  # higher is better
+            predicted = to_labels(self._predict(graphs, rows))
+            return float((predicted == labels[rows]).mean()) if classes else -float(np.abs(predicted - labels[rows]).mean())
+
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        best, best_step, best_state, order, step = -np.inf, 0, None, [], 0
+        while step < self.steps:
+            if len(order) < self.batch_size:
+                order += train[torch.randperm(len(train), generator=generator).numpy()].tolist()
+            chunk, order = order[:self.batch_size], order[self.batch_size:]
+            self.train()
+            output = self.head(self.encoder(collate([graphs[i] for i in chunk]))[0])
+            loss = F.cross_entropy(output, target[chunk]) if classes else F.mse_loss(output[:, 0], target[chunk])
+            optimisation_step(self, optimizer, loss, f"step {step + 1}")
+            step += 1
+            if step % self.eval_every == 0 or step == self.steps:
+                value = score(val)
+                if value > best:
+                    best, best_step, best_state = value, step, copy.deepcopy(self.state_dict())
+        self.load_state_dict(best_state)
+        return best_step, lambda rows: to_labels(self._predict(graphs, rows))
+
+    def cross_validate(self, graphs: Sequence[Graph], labels: np.ndarray, task: str, seed: int, folds: int = 10,
+                       unit: str = "", on_epoch: EpochCallback | None = None) -> ProbeScore:
+        """Mean and std over the probe's outer folds of the test score of a model trained on the fold's
+        training rows (a validation tenth held out of them); each test fold is predicted once."""
+        outputs = int(labels.max()) + 1 if task == "classification" else 1
+        self.head = nn.Linear(self.encoder.out_features, outputs)
+        scores, chosen = [], []
+        for k, (train, test) in enumerate(outer_splits(labels, task, seed, folds)):
+            shuffled = np.random.RandomState(seed * 1000 + k).permutation(train)
+            held = max(1, int(round(self.VALIDATION_FRACTION * len(train))))
+            step, predict = self._train_fold(graphs, labels, task, np.sort(shuffled[held:]), np.sort(shuffled[:held]),
+                                             seed * 1000 + k)
+            predicted = predict(test)
+            scores.append(float((predicted == labels[test]).mean()) if task == "classification"
+                          else float(np.abs(predicted - labels[test]).mean()))
+            chosen.append(float(step))
+            if on_epoch is not None:
+                on_epoch(k + 1, folds, {"fold_score": scores[-1]})
+        return ProbeScore(probe_metric(task, unit), float(np.mean(scores)), float(np.std(scores)), tuple(scores),
+                          tuple(chosen))

