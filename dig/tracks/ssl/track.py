@@ -60,8 +60,9 @@ class SSLTrack:
             settings = "the papers' Cora settings (not reduced)" if budget != "smoke" else "a few epochs"
             return (f"node level, {settings}; logistic probe on the training nodes, C on the validation nodes, "
                     "test nodes read once; supervised sees the training labels only; mean over pre-training seeds")
-        settings = ("GIN 3 x 128 pre-trained 100 steps of 128 graphs, fewer than the papers' 20 epochs"
-                    if budget == "default" else "")
+        settings = ("GIN 3 x 128 (MVGRL: two GCNs of that size) pre-trained 100 steps of 128 graphs, fewer than the "
+                    "papers' 20 epochs; supervised: the GIN trained 100 steps per outer fold, step chosen on a "
+                    "validation tenth of the fold" if budget == "default" else "")
         return "; ".join(part for part in (settings, "linear probe by nested 10-fold CV (C or alpha chosen on "
                                            "training folds), mean over outer folds and pre-training seeds") if part)
 
