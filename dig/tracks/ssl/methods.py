@@ -130,14 +130,15 @@ class GraphCL(_Pretrainable):
         return nt_xent_graphcl(z1, z2, self.temperature)
 
 
-class FeedForward(nn.Module):
-    """InfoGraph's discriminator: 3 ReLU layers plus a linear shortcut."""
+class ShortcutMLP(nn.Module):
+    """Three linear layers, each followed by ``activation``, plus a linear shortcut: ``in_dim`` -> ``out_dim``.
+    InfoGraph's discriminators (ReLU) and MVGRL's projections (PReLU)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
-        self.block = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(),
-                                   nn.Linear(dim, dim), nn.ReLU())
-        self.shortcut = nn.Linear(dim, dim)
+        self.block = nn.Sequential(nn.Linear(in_dim, out_dim), activation(), nn.Linear(out_dim, out_dim), activation(),
+                                   nn.Linear(out_dim, out_dim), activation())
+        self.shortcut = nn.Linear(in_dim, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block(x) + self.shortcut(x)
@@ -147,7 +148,7 @@ class InfoGraph(_Pretrainable):
     def __init__(self, in_features: int, **kwargs) -> None:
         super().__init__(in_features, **kwargs)
         d = self.encoder.out_features
-        self.local_d, self.global_d = FeedForward(d), FeedForward(d)
+        self.local_d, self.global_d = ShortcutMLP(d, d), ShortcutMLP(d, d)
 
     def loss(self, batch: GraphBatch, generator: torch.Generator) -> Tensor:
         graphs, nodes = self.encoder(batch)
@@ -160,19 +161,6 @@ class RandomEncoder(_Pretrainable):
         return {"epochs": 0, "steps": 0, "loss": []}
 
 
-class Projection(nn.Module):
-    """MVGRL's projection: three PReLU layers plus a linear shortcut, ``in_dim`` -> ``out_dim``."""
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.block = nn.Sequential(nn.Linear(in_dim, out_dim), nn.PReLU(), nn.Linear(out_dim, out_dim), nn.PReLU(),
-                                   nn.Linear(out_dim, out_dim), nn.PReLU())
-        self.shortcut = nn.Linear(in_dim, out_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.block(x) + self.shortcut(x)
-
-
 class MVGRLGraph(_Pretrainable):
     level = "graph"
 
@@ -180,8 +168,8 @@ class MVGRLGraph(_Pretrainable):
         super().__init__(in_features, hidden=hidden, layers=layers, **kwargs)
         self.encoder = GCNGraphEncoder(in_features, hidden, layers)  # the adjacency view
         self.diffusion_encoder = GCNGraphEncoder(in_features, hidden, layers)
-        self.node_projection = Projection(hidden, hidden)
-        self.graph_projection = Projection(hidden * layers, hidden)
+        self.node_projection = ShortcutMLP(hidden, hidden, nn.PReLU)
+        self.graph_projection = ShortcutMLP(hidden * layers, hidden, nn.PReLU)
         self.alpha = alpha
 
     def initialise(self, seed: int) -> None:
@@ -206,6 +194,13 @@ class MVGRLGraph(_Pretrainable):
             (graphs_a, _), (graphs_d, _) = self._views(collate(graphs[start:start + batch_size]))
             out.append(graphs_a + graphs_d)
         return torch.cat(out).numpy().astype(np.float64)
+
+
+def _fold_score(predicted: np.ndarray, truth: np.ndarray, task: str) -> float:
+    """Accuracy (classes) or mean absolute error (regression) of predictions on the label scale."""
+    if task == "classification":
+        return float((predicted == truth).mean())
+    return float(np.abs(predicted - truth).mean())
 
 
 class SupervisedGraph(_Pretrainable):
@@ -244,8 +239,8 @@ class SupervisedGraph(_Pretrainable):
             return output.argmax(-1).numpy() if classes else output[:, 0].double().numpy() * std + mean
 
         def score(rows: np.ndarray) -> float:  # higher is better
-            predicted = to_labels(self._predict(graphs, rows))
-            return float((predicted == labels[rows]).mean()) if classes else -float(np.abs(predicted - labels[rows]).mean())
+            value = _fold_score(to_labels(self._predict(graphs, rows)), labels[rows], task)
+            return value if classes else -value
 
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
@@ -278,9 +273,7 @@ class SupervisedGraph(_Pretrainable):
             held = max(1, int(round(self.VALIDATION_FRACTION * len(train))))
             step, predict = self._train_fold(graphs, labels, task, np.sort(shuffled[held:]), np.sort(shuffled[:held]),
                                              seed * 1000 + k)
-            predicted = predict(test)
-            scores.append(float((predicted == labels[test]).mean()) if task == "classification"
-                          else float(np.abs(predicted - labels[test]).mean()))
+            scores.append(_fold_score(predict(test), labels[test], task))
             chosen.append(float(step))
             if on_epoch is not None:
                 on_epoch(k + 1, folds, {"fold_score": scores[-1]})
