@@ -9,7 +9,11 @@ never its ground truth. p_c(w) below is the model's probability of the explained
 - ``saliency``: |d p_c / d w_e| at w = 1 (Simonyan et al. 2014, on edges as in Pope et al. 2019), through
   captum's ``Saliency``.
 - ``integrated-gradients``: w_e * integral_0^1 d p_c / d w_e (alpha w) d alpha from the empty graph
-  (Sundararajan et al. 2017), through captum's ``IntegratedGradients`` (Gauss-Legendre, ``steps`` points).
+  (Sundararajan et al. 2017), through captum's ``IntegratedGradients`` (Gauss-Legendre, ``steps`` points);
+  signed, as the paper defines them (they sum to p_c(1) - p_c(0)).
+- ``integrated-gradients-abs``: the same attributions ranked by magnitude, |IG_e| (a named variant: on
+  BA-Shapes the motif edges get large attributions of both signs, so the signed ranking ties random while
+  the magnitude ranks them first; see the README's xgraph reading).
 - ``gradcam``: Grad-CAM for graphs (Pope et al. 2019): with F [n, K] the last convolution's output and
   alpha_k = mean_n d p_c / d F_nk, node n scores ReLU(sum_k alpha_k F_nk) (a node mask).
 - ``gnnexplainer``: Ying et al. 2019, as PyG's ``GNNExplainer``: a soft mask m = sigmoid(theta) on the edges,
@@ -84,13 +88,13 @@ def build_saliency() -> object:
     return explain
 
 
-def build_integrated_gradients(steps: int = 50) -> object:
+def build_integrated_gradients(steps: int = 50, absolute: bool = False) -> object:
     from captum.attr import IntegratedGradients
 
     def explain(model: nn.Module, instance: Instance, seed: int) -> Explanation:
         attribution = IntegratedGradients(_probability_of_weights(model, instance)).attribute(
-            torch.ones(1, instance.num_edges), baselines=torch.zeros(1, instance.num_edges), n_steps=steps)
-        return Explanation(attribution[0].detach(), None, instance.target, instance.label)
+            torch.ones(1, instance.num_edges), baselines=torch.zeros(1, instance.num_edges), n_steps=steps)[0].detach()
+        return Explanation(attribution.abs() if absolute else attribution, None, instance.target, instance.label)
 
     return explain
 

@@ -62,6 +62,10 @@ def dig_register(registry: Registry) -> None:
     registry.add_explainer("integrated-gradients", build_integrated_gradients, track="xgraph",
                            hparams={"smoke": {"steps": 8}, "default": {"steps": 50}},
                            summary="Integrated gradients on edge weights from the empty graph, captum (Sundararajan 2017)")
+    registry.add_explainer("integrated-gradients-abs", build_integrated_gradients, track="xgraph",
+                           hparams={"smoke": {"steps": 8, "absolute": True}, "default": {"steps": 50, "absolute": True}},
+                           summary="Variant: integrated gradients ranked by magnitude |IG_e| (signed IG ties random on "
+                                   "BA-Shapes)")
     registry.add_explainer("gnnexplainer", build_gnnexplainer, track="xgraph",
                            hparams={"smoke": {"epochs": 20}, "default": {"epochs": 100}}, relative_cost=5.0,
                            summary="GNNExplainer: learned soft edge mask with size and entropy penalties (Ying 2019)")
