@@ -108,6 +108,24 @@ def test_roc_auc_and_characterization_on_hand_computed_cases():
     assert out["fidelity_minus_s70_prob"] == pytest.approx(np.mean([0.1, 0.0]))
     assert out["gt_edge_auc_pct"] == pytest.approx(75.0)
     assert out["characterization_s70_score"] == pytest.approx(characterization(0.55, 0.05))
+    assert "gt_node_auc_pct" not in out
+    assert explanation_metrics([0.9], [[0.2]], [[0.8]], [1.0], sparsities=[0.7],
+                               node_aucs=[0.5, 1.0])["gt_node_auc_pct"] == pytest.approx(75.0)
+
+
+def test_node_scores_are_the_node_mask_or_the_mean_over_a_nodes_edges():
+    # path 0 - 1 - 2 stored both ways, plus node 3 with no edge
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    graph, perm = CSRGraph.from_edge_index(edge_index, 4)
+    instance = Instance(x=torch.ones(4, 1), edge_index=edge_index[:, perm], graph=graph, target=None, label=0,
+                        edge_truth=torch.zeros(4, dtype=torch.bool), node_truth=torch.zeros(4, dtype=torch.bool))
+    scores = {(0, 1): 0.8, (1, 0): 0.6, (1, 2): 0.2, (2, 1): 0.0}
+    mask = torch.tensor([scores[(int(u), int(v))] for u, v in instance.edge_index.t()])
+    nodes = Explanation(mask, None, None, 0).node_scores(instance)
+    # node 1 touches all four directed edges, nodes 0 and 2 two each (as source and as destination)
+    torch.testing.assert_close(nodes, torch.tensor([0.7, 0.4, 0.1, 0.0]))
+    given = torch.tensor([0.1, 0.9, 0.3, 0.2])
+    torch.testing.assert_close(Explanation(None, given, None, 0).node_scores(instance), given)
 
 
 def test_metrics_equal_pygs_where_the_definitions_are_the_same():
@@ -289,6 +307,7 @@ def test_every_explainer_returns_masks_of_the_instance_size(task):
         explanation = explainer(model, instance, 0)
         check_explanation(explanation, instance, type(explainer).__name__)
         assert explanation.edge_scores(instance).shape == (instance.num_edges,)
+        assert explanation.node_scores(instance).shape == (instance.num_nodes,)
         if task == "node" and isinstance(explainer, SubgraphX):
             assert explanation.node_mask[instance.target] == 1.0  # SubgraphX keeps the explained node
     again = build_gnnexplainer(epochs=5)(model, instance, 0)
@@ -331,7 +350,8 @@ def test_xgraph_bench_through_the_cli(tmp_path):
         (d, m) for d in ("tree-cycles", "ba-2motifs") for m in ("random", "subgraphx")}
     for record in records:
         names = {m["name"] for m in record["metrics"] if m["split"] == "test"}
-        assert {"gt_edge_auc_pct", "fidelity_plus_s70_prob", "characterization_s70_score", "gnn_accuracy_pct"} <= names
+        assert {"gt_edge_auc_pct", "gt_node_auc_pct", "fidelity_plus_s70_prob", "characterization_s70_score",
+                "gnn_accuracy_pct"} <= names
     unknown = run_dig("bench", "--track", "xgraph", "--models", "subgraphy", "--budget", "smoke", "--out", str(tmp_path))
     assert unknown.returncode == 2 and "subgraphx" in unknown.stderr  # the close match is named
 

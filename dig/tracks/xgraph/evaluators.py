@@ -10,6 +10,8 @@ For an explanation of class c with hard edge set H at sparsity s (``Explanation.
   Amiri et al. 2022, as PyG's ``fidelity_curve_auc``; x in [0, 1]), 0 where some fid- >= 1.
 - ground-truth AUC: ROC-AUC of the soft edge scores against the ground-truth edges (Ying et al. 2019),
   ties counted half, over the instance's edges; instances whose edges are all or none in the truth are skipped.
+  The node AUC is the same over the instance's nodes (``Explanation.node_scores``) against the ground-truth
+  nodes (for a node task: the nodes of the target's own motif).
 """
 
 from __future__ import annotations
@@ -51,15 +53,19 @@ def fidelity_curve_auc(fidelity_plus: Sequence[float], fidelity_minus: Sequence[
 
 
 def explanation_metrics(full: Sequence[float], without: Sequence[Sequence[float]], only: Sequence[Sequence[float]],
-                        aucs: Sequence[float], sparsities: Sequence[float] = SPARSITIES) -> dict[str, float]:
+                        aucs: Sequence[float], sparsities: Sequence[float] = SPARSITIES,
+                        node_aucs: Sequence[float] = ()) -> dict[str, float]:
     """Means over instances. ``full`` [I]: p(G); ``without`` / ``only`` [I, S]: p with H removed / alone at each
-    sparsity; ``aucs``: per-instance ground-truth AUCs (instances without a defined AUC left out)."""
+    sparsity; ``aucs`` / ``node_aucs``: per-instance ground-truth edge / node AUCs (instances without a defined
+    AUC left out)."""
     full_arr = np.asarray(full, dtype=np.float64)[:, None]
     plus = (full_arr - np.asarray(without, dtype=np.float64)).mean(axis=0)
     minus = (full_arr - np.asarray(only, dtype=np.float64)).mean(axis=0)
     out: dict[str, float] = {}
     if len(aucs):
         out["gt_edge_auc_pct"] = 100.0 * float(np.mean(aucs))
+    if len(node_aucs):
+        out["gt_node_auc_pct"] = 100.0 * float(np.mean(node_aucs))
     for k, sparsity in enumerate(sparsities):
         tag = f"s{int(round(100 * sparsity))}"
         out[f"fidelity_plus_{tag}_prob"] = float(plus[k])

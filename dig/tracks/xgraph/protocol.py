@@ -93,6 +93,19 @@ class Explanation:
         src, dst = instance.edge_index
         return torch.minimum(self.node_mask[src], self.node_mask[dst]).detach().float()
 
+    def node_scores(self, instance: Instance) -> Tensor:
+        """Node importances: the node mask, or for edge-mask explainers the mean score of a node's edges (both
+        directions; 0 for a node without edges). The mean, not the max, so that a random edge mask ranks nodes
+        at random whatever their degree."""
+        if self.node_mask is not None:
+            return self.node_mask.detach().float()
+        scores = self.edge_mask.detach().float()
+        src, dst = instance.edge_index
+        total = torch.zeros(instance.num_nodes).index_add_(0, src, scores).index_add_(0, dst, scores)
+        count = torch.zeros(instance.num_nodes).index_add_(0, src, torch.ones_like(scores)).index_add_(
+            0, dst, torch.ones_like(scores))
+        return total / count.clamp(min=1.0)
+
     def hard(self, instance: Instance, sparsity: float) -> Tensor:
         """[e] bool: the top-k edges with k = round((1 - sparsity) * e), ties broken by edge order (stable)."""
         if not 0.0 <= sparsity <= 1.0:

@@ -254,7 +254,7 @@ class XGraphTrack:
             fit_s = time.perf_counter() - start
         instances = build_instances(data, explained_items(split["explain"], config.get("max_instances")), gnn)
         start = time.perf_counter()
-        full, without, only, aucs = [], [], [], []
+        full, without, only, aucs, node_aucs = [], [], [], [], []
         for k, instance in enumerate(instances):
             explanation = explainer(gnn, instance, seed * 1_000_003 + k)
             check_explanation(explanation, instance, model.name)
@@ -266,10 +266,13 @@ class XGraphTrack:
             truth = instance.edge_truth.numpy()
             if truth.any() and not truth.all():
                 aucs.append(roc_auc(explanation.edge_scores(instance).numpy(), truth))
+            node_truth = instance.node_truth.numpy()
+            if node_truth.any() and not node_truth.all():
+                node_aucs.append(roc_auc(explanation.node_scores(instance).numpy(), node_truth))
             if on_epoch is not None:
                 on_epoch(k + 1, len(instances), {})
         explain_s = time.perf_counter() - start
-        values = explanation_metrics(full, without, only, aucs)
+        values = explanation_metrics(full, without, only, aucs, node_aucs=node_aucs)
         metrics = [Metric("test", name, value, metric_unit(name), not name.startswith("fidelity_minus"))
                    for name, value in values.items()]
         metrics += [Metric(part, "gnn_accuracy_pct", 100.0 * accuracy[part], "pct", True) for part in ("valid", "test")]
@@ -278,5 +281,6 @@ class XGraphTrack:
             metrics.append(Metric("train", "explainer_fit_s", fit_s, "s", False))
         return JobOutcome(metrics=metrics, epochs=0, params=sum(p.numel() for p in gnn.parameters()),
                           train_s=train_s, eval_s=explain_s,
-                          extra={"instances": len(instances), "auc_instances": len(aucs), "gnn_accuracy": accuracy})
+                          extra={"instances": len(instances), "auc_instances": len(aucs),
+                                 "node_auc_instances": len(node_aucs), "gnn_accuracy": accuracy})
 
