@@ -54,12 +54,28 @@ def _deduplicated(sets: list[LabelledMolecules], task: str) -> tuple[list[str], 
     return smiles_out, labels_out, counts
 
 
+def _featurised(smiles: list[str]) -> list:
+    """(node features, edge index) of each molecule, ``dig.data.molgraph``'s featurisation."""
+    return [(graph.node_features(), graph.edge_index()) for graph in map(from_smiles, smiles)]
+
+
+def _smiles_array(smiles: list[str]) -> np.ndarray:
+    return np.frombuffer("\n".join(smiles).encode("utf-8"), dtype=np.uint8)
+
+
+def _cached_smiles(cache_name: str, build, rows_key: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The SMILES of a cached sample and its arrays, checked to hold one SMILES per row of ``rows_key``."""
+    arrays, _ = load_or_build(cache_name, build)
+    smiles = bytes(arrays["smiles_utf8"]).decode("utf-8").split("\n")
+    if len(smiles) != len(arrays[rows_key]):
+        raise DataError(f"the {cache_name} cache holds {len(smiles)} SMILES for {len(arrays[rows_key])} "
+                        f"{rows_key} rows; delete it from the dig cache to rebuild it")
+    return smiles, arrays
+
+
 def _task(name: str, smiles: list[str], labels: list[float], task: str, unit: str = "",
           counts: dict[str, int] | None = None) -> GraphTask:
-    graphs = []
-    for s in smiles:
-        graph = from_smiles(s)
-        graphs.append((graph.node_features(), graph.edge_index()))
+    graphs = _featurised(smiles)
     return GraphTask(name, graphs, np.asarray(labels, dtype=np.int64 if task == "classification" else np.float64),
                      task, unit, dict(counts or {}))
 
@@ -96,16 +112,12 @@ class QM9GapTask:
         save_cached_arrays(self.cache_name, {
             "qm9_index": np.asarray(ids, dtype=np.int64)[rows], "gap_ev": gap,
             "tertile": np.searchsorted(thresholds, gap, side="right").astype(np.int64),
-            "smiles_utf8": np.frombuffer("\n".join(sample).encode("utf-8"), dtype=np.uint8)},
+            "smiles_utf8": _smiles_array(sample)},
             {"source": "qm9pack", "sample": QM9_GAP_SAMPLE, "sample_seed": 0, "thresholds_ev": thresholds.tolist()})
 
     @lru_cache(maxsize=1)  # noqa: B019
     def load(self) -> GraphTask:
-        arrays, _ = load_or_build(self.cache_name, self._build)
-        smiles = bytes(arrays["smiles_utf8"]).decode("utf-8").split("\n")
-        if len(smiles) != len(arrays["tertile"]):
-            raise DataError(f"the {self.cache_name} cache holds {len(smiles)} SMILES for {len(arrays['tertile'])} "
-                            f"labels; delete it from the dig cache to rebuild it")
+        smiles, arrays = _cached_smiles(self.cache_name, self._build, "tertile")
         kept, labels, counts = _deduplicated([LabelledMolecules("qm9-gap", smiles, arrays["tertile"].tolist())],
                                              "classification")
         return _task("qm9-gap", kept, labels, "classification", counts=counts)
@@ -125,22 +137,14 @@ class MosesPretrainingSample:
         sample = [train[r] for r in rows]
         save_cached_arrays(self.cache_name, {
             "moses_train_index": rows.astype(np.int64),
-            "smiles_utf8": np.frombuffer("\n".join(sample).encode("utf-8"), dtype=np.uint8)},
+            "smiles_utf8": _smiles_array(sample)},
             {"source": "molsets wheel, moses/dataset/data/train.csv.gz", "sample": MOSES_PRETRAINING_SAMPLE,
              "sample_seed": 0})
 
     @lru_cache(maxsize=1)  # noqa: B019
     def graphs(self) -> list:
-        arrays, _ = load_or_build(self.cache_name, self._build)
-        smiles = bytes(arrays["smiles_utf8"]).decode("utf-8").split("\n")
-        if len(smiles) != len(arrays["moses_train_index"]):
-            raise DataError(f"the {self.cache_name} cache holds {len(smiles)} SMILES for "
-                            f"{len(arrays['moses_train_index'])} rows; delete it from the dig cache to rebuild it")
-        graphs = []
-        for s in smiles:
-            graph = from_smiles(s)
-            graphs.append((graph.node_features(), graph.edge_index()))
-        return graphs
+        smiles, _ = _cached_smiles(self.cache_name, self._build, "moses_train_index")
+        return _featurised(smiles)
 
 
 class TransferTask:
