@@ -65,8 +65,7 @@ class SSLTrack:
                     "papers' 20 epochs; supervised: the GIN trained 100 steps per outer fold, step chosen on a "
                     "validation tenth of the fold" if budget == "default" else "")
         transfer = (f"transfer: pre-trained on a fixed sample of MOSES training molecules, probed on "
-                    f"{dataset.obj.target_name} with its folds" if callable(getattr(dataset.obj, "pretraining_graphs", None))
-                    else "")
+                    f"{dataset.obj.target_name} with its folds" if _is_transfer(dataset) else "")
         return "; ".join(part for part in (transfer, settings, "linear probe by nested 10-fold CV (C or alpha chosen "
                                            "on training folds), mean over outer folds and pre-training seeds") if part)
 
@@ -75,7 +74,7 @@ class SSLTrack:
         levels = tuple(model.meta.get("levels", ("graph",)))
         if level not in levels:
             return f"{model.name} is a {'/'.join(levels)}-level method and {dataset.name} a {level}-level dataset"
-        if callable(getattr(dataset.obj, "pretraining_graphs", None)) and not model.meta.get("pretrains", True):
+        if _is_transfer(dataset) and not model.meta.get("pretrains", True):
             return (f"{model.name} does not pre-train, so its row on {dataset.name} would repeat its row on "
                     f"{dataset.obj.target_name}")
         return None
@@ -120,7 +119,7 @@ class SSLTrack:
             hidden[data.test] = -1  # the test labels never leave the probe
             supervision = Supervision(hidden, data.train, data.val)
             history = method.pretrain(data.graphs, seed, on_epoch, supervision=supervision) or {}
-        elif callable(getattr(dataset.obj, "pretraining_graphs", None)):  # transfer: pre-trained on other molecules
+        elif _is_transfer(dataset):  # pre-trained on other molecules than the probed ones
             method, history, pretrain_s, reused = fit_once(
                 dataset, model, seed, [config["hparams"], data.in_features], method,
                 lambda: method.pretrain(dataset.obj.pretraining_graphs(), seed, on_epoch))
@@ -145,6 +144,11 @@ class SSLTrack:
                  "deduplication": data.deduplication, "pretraining_reused": reused}
         return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=_parameters(method), train_s=train_s,
                           eval_s=eval_s, extra=extra)
+
+
+def _is_transfer(dataset: Entry) -> bool:
+    """A transfer dataset pre-trains on other graphs than it probes (``pretraining_graphs()``)."""
+    return callable(getattr(dataset.obj, "pretraining_graphs", None))
 
 
 def _run_supervised_graph_job(method: Any, data, seed: int, config: Mapping[str, Any], on_epoch) -> JobOutcome:

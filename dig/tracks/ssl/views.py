@@ -148,6 +148,14 @@ VIEWS = {"node-dropping": NodeDropping, "edge-perturbation": EdgePerturbation,
          "feature-masking": FeatureMasking}
 
 
+def _ppr(adjacency: Tensor, alpha: float) -> Tensor:
+    """alpha (I - (1 - alpha) D^-1/2 A D^-1/2)^-1 of a float64 adjacency [..., n, n] that has its self loops."""
+    inv_sqrt = adjacency.sum(-1).pow(-0.5)
+    normalised = inv_sqrt[..., :, None] * adjacency * inv_sqrt[..., None, :]
+    eye = torch.eye(adjacency.size(-1), dtype=torch.float64).expand_as(adjacency)
+    return alpha * torch.linalg.inv(eye - (1 - alpha) * normalised)
+
+
 def ppr_diffusion(edge_index: Tensor, nodes: int, alpha: float = 0.2) -> Tensor:
     """MVGRL's diffusion view (Hassani & Khasahmadi, ICML 2020): personalised PageRank
     S = alpha (I - (1 - alpha) Â)^-1 with Â = D̃^-1/2 (A + I) D̃^-1/2, dense [n, n] (exact inverse; the graphs
@@ -155,9 +163,7 @@ def ppr_diffusion(edge_index: Tensor, nodes: int, alpha: float = 0.2) -> Tensor:
     adjacency = torch.zeros(nodes, nodes, dtype=torch.float64)
     adjacency[edge_index[1], edge_index[0]] = 1.0
     adjacency.fill_diagonal_(1.0)
-    inv_sqrt = adjacency.sum(1).pow(-0.5)
-    normalised = inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
-    return (alpha * torch.linalg.inv(torch.eye(nodes, dtype=torch.float64) - (1 - alpha) * normalised)).float()
+    return _ppr(adjacency, alpha).float()
 
 
 def batch_ppr_diffusion(batch: GraphBatch, alpha: float = 0.2) -> tuple[Tensor, Tensor]:
@@ -174,10 +180,7 @@ def batch_ppr_diffusion(batch: GraphBatch, alpha: float = 0.2) -> tuple[Tensor, 
     adjacency[graph_of[dst], local[dst], local[src]] = 1.0
     real = torch.arange(largest)[None, :] < sizes[:, None]  # [G, m]
     adjacency[:, torch.arange(largest), torch.arange(largest)] = 1.0  # self loops (and the padding's identity)
-    inv_sqrt = adjacency.sum(2).pow(-0.5)
-    normalised = inv_sqrt[:, :, None] * adjacency * inv_sqrt[:, None, :]
-    eye = torch.eye(largest, dtype=torch.float64).expand(graphs, largest, largest)
-    diffusion = alpha * torch.linalg.inv(eye - (1 - alpha) * normalised)
+    diffusion = _ppr(adjacency, alpha)
     pair = real[:, :, None] & real[:, None, :]  # [G, m, m]: both ends real
     g, i, j = pair.nonzero(as_tuple=True)  # grouped by graph, then destination i: destination-sorted
     offset = batch.ptr[g]

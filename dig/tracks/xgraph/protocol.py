@@ -99,12 +99,10 @@ class Explanation:
         at random whatever their degree."""
         if self.node_mask is not None:
             return self.node_mask.detach().float()
-        scores = self.edge_mask.detach().float()
-        src, dst = instance.edge_index
-        total = torch.zeros(instance.num_nodes).index_add_(0, src, scores).index_add_(0, dst, scores)
-        count = torch.zeros(instance.num_nodes).index_add_(0, src, torch.ones_like(scores)).index_add_(
-            0, dst, torch.ones_like(scores))
-        return total / count.clamp(min=1.0)
+        ends = instance.edge_index.reshape(-1)  # every edge's source, then every edge's destination
+        scores = self.edge_mask.detach().float().repeat(2)
+        total = torch.zeros(instance.num_nodes).index_add_(0, ends, scores)
+        return total / torch.bincount(ends, minlength=instance.num_nodes).clamp(min=1)
 
     def hard(self, instance: Instance, sparsity: float) -> Tensor:
         """[e] bool: the top-k edges with k = round((1 - sparsity) * e), ties broken by edge order (stable)."""
