@@ -7,9 +7,10 @@ path on CPU (a sparse CSR product where one applies). Triton is optional.
 from dig.ops.functional import edge_softmax, gather_mul_scatter, scatter, segment, spmm
 from dig.ops.graph import CSRGraph
 from dig.ops.radius import radius_graph
+from dig.ops.triplet_basis import triplet_basis_aggregate
 from dig.ops.triplets import Triplets, triplets
 
 __all__ = [
     "CSRGraph", "Triplets", "edge_softmax", "gather_mul_scatter", "radius_graph", "scatter", "segment", "spmm",
-    "triplets",
+    "triplet_basis_aggregate", "triplets",
 ]

@@ -9,8 +9,9 @@ the spherical basis of every triplet k -> j -> i:
     m_ji  <- m_ji + residuals(sigma(W_up sum_k t_kj * W_sbf2 W_sbf1 a_SBF(d_kj, angle_kji)) + sigma(W_ji m_ji))
     o_i    = sum_blocks MLP(W_up sum_j W_rbf e_RBF(d_ji) * m_ji)                                (output blocks)
 
-The triplet sum runs on ``dig.ops.gather_mul_scatter`` over the "edge graph" whose nodes are edges and whose
-edges are triplets (kj -> ji); triplets come from ``dig.ops.triplets`` (vectorised, no Python loops).
+The triplet sum, with the basis's second projection W_sbf2, is one fused op, ``dig.ops.triplet_basis_aggregate``,
+over the "edge graph" whose nodes are edges and whose edges are triplets (kj -> ji): no [T, int_emb] tensor is
+built; triplets come from ``dig.ops.triplets`` (vectorised, no Python loops).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dig.nn.basis import BesselBasis, SphericalBasis
 from dig.nn.geometry import angle_between
 from dig.nn.init import glorot_linear_init
 from dig.nn.linear import Linear
-from dig.ops import CSRGraph, Triplets, gather_mul_scatter, radius_graph, segment, triplets
+from dig.ops import CSRGraph, Triplets, radius_graph, segment, triplet_basis_aggregate, triplets
 from dig.tracks.threed.protocol import MAX_ATOMIC_NUMBER, MoleculeBatch, TargetStats
 from dig.tracks.threed.readout import AtomwiseReadout
 
@@ -69,7 +70,7 @@ class InteractionPPBlock(nn.Module):
         x_ji = self.act(self.lin_ji(m))
         x_kj = self.act(self.lin_kj(m)) * self.lin_rbf2(self.lin_rbf1(rbf))
         x_kj = self.act(self.lin_down(x_kj))
-        x_kj = gather_mul_scatter(triplet_graph, x_kj, self.lin_sbf2(self.lin_sbf1(sbf)))
+        x_kj = triplet_basis_aggregate(triplet_graph, x_kj, self.lin_sbf1(sbf), self.lin_sbf2.weight)
         h = self.before(x_ji + self.act(self.lin_up(x_kj)))
         return self.after(self.act(self.lin(h)) + m)
 
