@@ -113,12 +113,12 @@ def test_xtb_splits_keep_whole_trajectories_apart():
     """Train, validation and test frames come from different independent runs, so no evaluated frame is a few
     femtoseconds from a training frame (the old random split put 66 % of test frames 5 fs from one)."""
     dataset = XTBDynamics("ethanol")
-    trajectory = np.repeat(np.arange(4), 250)
+    trajectory = np.repeat(np.arange(4), 500)
     dataset._arrays = lambda: {"z": np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), "trajectory": trajectory,
-                               "pos": np.random.RandomState(0).rand(1000, 9, 3).astype(np.float32) * 3,
-                               "energy": np.zeros(1000), "forces": np.zeros((1000, 9, 3))}
-    for budget, sizes in (("smoke", (64, 32, 64)), ("default", (500, 125, 250)), ("paper", (500, 250, 250))):
-        split = dataset.split(budget, 1000)
+                               "pos": np.random.RandomState(0).rand(2000, 9, 3).astype(np.float32) * 3,
+                               "energy": np.zeros(2000), "forces": np.zeros((2000, 9, 3))}
+    for budget, sizes in (("smoke", (64, 32, 64)), ("default", (1000, 250, 500)), ("paper", (1000, 500, 500))):
+        split = dataset.split(budget, 2000)
         assert tuple(len(split[p]) for p in ("train", "valid", "test")) == sizes
         runs = {part: set(trajectory[idx].tolist()) for part, idx in split.items()}
         assert runs == {"train": {0, 1}, "valid": {2}, "test": {3}}, (budget, runs)

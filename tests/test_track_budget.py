@@ -28,41 +28,17 @@ def _epochs(registry, dataset, model):
 
 
 def test_default_budget_gives_every_model_the_same_cpu_time(registry):
-    assert _epochs(registry, "qm9", "schnet") == 1
-    assert _epochs(registry, "qm9", "comenet") == 0.4  # 1 / 2.5: a fraction of an epoch
-    assert _epochs(registry, "qm9", "dimenet++") == round(1 / 7.7, 4)  # its energy cost
-    assert _epochs(registry, "qm9", "cheap") == 2
+    assert _epochs(registry, "qm9", "schnet") == 5
+    assert _epochs(registry, "qm9", "comenet") == 2  # ceil(5 / 2.5)
+    assert _epochs(registry, "qm9", "dimenet++") == 1
+    assert _epochs(registry, "qm9", "cheap") == 10
     assert _epochs(registry, "qm9-md-like", "schnet") == 20
-    assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # 20 / 14 = 1.43, raised to the dataset's floor
-
-
-def test_a_fraction_of_an_epoch_takes_that_many_steps_and_validates_once():
-    """epochs = 0.3 of 10 steps: 3 optimizer steps, one (partial) epoch, one validation, the cosine schedule
-    over those 3 steps."""
-    from dig.tracks.threed.train import TrainConfig, _lr_factor, total_steps
-
-    config = TrainConfig(epochs=0.3, warmup_fraction=0.5)
-    assert total_steps(config, 10) == 3
-    assert total_steps(TrainConfig(epochs=0.01), 10) == 1  # never zero steps
-    assert total_steps(TrainConfig(epochs=2.5), 10) == 25
-    assert _lr_factor(config, 0, 10) == pytest.approx(1 / 1.5)  # warm-up over half of the 3 steps
-    assert _lr_factor(config, 3, 10) == pytest.approx(config.min_lr_ratio)  # the schedule ends with the steps
-
-
-def test_partial_epoch_fit_on_real_molecules(registry):
-    track = registry.get("track", "3d").obj
-    qm9, schnet = registry.get("dataset", "qm9"), registry.get("model", "schnet")
-    smoke = track.job_config(qm9, schnet, "smoke", {"targets": ["U0"]})
-    smoke["train"]["epochs"] = 0.5  # 256 molecules, batch 32: 4 of 8 steps
-    outcome = track.run_job(registry, qm9, schnet, 0, smoke)
-    assert outcome.extra["train_steps"] == 4 and outcome.epochs == 1 and len(outcome.extra["history"]) == 1
+    assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # ceil(20 / 14) = 2, raised to the floor
 
 
 def test_jobs_are_ordered_costliest_first(registry):
     track = registry.get("track", "3d").obj
-    # equal time makes most default jobs equally costly; on qm9-md-like SphereNet's floor of 5 epochs costs more
-    jobs = expand_jobs(registry, BenchSpec(track="3d", datasets=["qm9-md-like"], models=["schnet", "spherenet"],
-                                           seeds=[0]))
+    jobs = expand_jobs(registry, BenchSpec(track="3d", datasets=["qm9"], models=["schnet", "spherenet"], seeds=[0]))
     costs = {job.model: track.job_cost(registry, job) for job in jobs}
     assert costs["spherenet"] > costs["schnet"]
 

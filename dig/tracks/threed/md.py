@@ -55,7 +55,7 @@ MD17_MOLECULES = {
 }
 SPLIT_SIZES: dict[str, dict[str, int | None]] = {  # frames per part; None: every frame of the part
     "smoke": {"train": 64, "valid": 32, "test": 64},
-    "default": {"train": 500, "valid": 125, "test": 250},
+    "default": {"train": 1_000, "valid": 250, "test": 500},
     "paper": {"train": None, "valid": None, "test": None},
 }
 MD17_PAPER_SPLIT: dict[str, int | None] = {"train": 1_000, "valid": 1_000, "test": None}
@@ -192,7 +192,7 @@ class XTBDynamics(_FrameDataset):
     target = TargetSpec("energy", "eV", "meV", 1000.0, True, "GFN2-xTB total energy")
     forces_unit = "eV/A"
 
-    def __init__(self, molecule: str, frames: int = 1_000, temperature_k: float = 500.0, timestep_fs: float = 0.5,
+    def __init__(self, molecule: str, frames: int = 2_000, temperature_k: float = 500.0, timestep_fs: float = 0.5,
                  stride: int = 20, equilibration_steps: int = 200, seed: int = 0, trajectories: int = 4) -> None:
         super().__init__()
         if molecule not in MD17_MOLECULES:

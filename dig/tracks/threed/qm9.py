@@ -88,7 +88,7 @@ def free_atom_references() -> np.ndarray:
 
 SPLIT_SIZES: dict[str, dict[str, int | None]] = {
     "smoke": {"train": 256, "valid": 64, "test": 128},
-    "default": {"train": 20_000, "valid": 1_000, "test": 2_000},
+    "default": {"train": 20_000, "valid": 2_000, "test": 5_000},
     "paper": {"train": 110_000, "valid": 10_000, "test": None},
 }
 SPLIT_SEED = 42

@@ -31,20 +31,16 @@ from dig.tracks.threed.validate import dataset_problems
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(epochs=2, batch_size=32, lr=1e-3),
-    # one SchNet-equivalent epoch of 20,000 QM9 molecules: about 50 CPU-seconds per model (see ThreeDTrack)
-    "default": TrainConfig(epochs=1, batch_size=32, lr=1e-3, warmup_fraction=0.05),
+    "default": TrainConfig(epochs=5, batch_size=32, lr=1e-3, warmup_epochs=0.5),  # SchNet-equivalent epochs
     # DIG / SphereNet protocol: Adam, lr 5e-4 halved every 100 epochs, batch 32, 1000 epochs (GPU scale).
     "paper": TrainConfig(epochs=1000, batch_size=32, lr=5e-4, schedule="step", step_epochs=100, gamma=0.5),
 }
 
 
-# Budgets in which every model gets the same CPU time on a dataset: the dataset's "train" epochs are
+# Budgets in which every model gets about the same CPU time on a dataset: the dataset's "train" epochs are
 # SchNet-equivalent, and a model with ``relative_cost`` c (its CPU time per molecule over SchNet's, measured at
-# the default sizes) trains for max(min_epochs, epochs / c) epochs, a fraction of an epoch allowed (steps are
-# rounded; ``min_epochs``, dataset, default 0, is an optional floor). The default budget is sized so that the
-# whole track runs in 30 minutes on 2 cores from an empty cache (issue #14): the triplet models then see a
-# fraction of an epoch, and every row is read as "what this model learns in this much CPU time". The paper
-# budget trains everyone equally long.
+# the default sizes) trains for max(min_epochs, ceil(epochs / c)) epochs; ``min_epochs`` (dataset, default 1)
+# is the floor below which a model cannot learn the task at all. The paper budget trains everyone equally long.
 EQUAL_TIME_BUDGETS = ("smoke", "default")
 # Budgets that train one model per target, as the papers do (the others train every target jointly).
 PER_TARGET_BUDGETS = ("paper",)
@@ -104,11 +100,11 @@ class ThreeDTrack:
         molecules = dataset.obj.load()
         split = dataset.obj.split(budget, len(molecules))
         dataset_train = per_budget(dataset.meta, "train", budget)
-        min_epochs = float(dataset_train.pop("min_epochs", 0))
+        min_epochs = int(dataset_train.pop("min_epochs", 1))
         train = replace(TRAIN_CONFIGS[budget], **dataset_train)
         cost = declared_cost(model, dataset_kind(dataset, budget))
         if budget in EQUAL_TIME_BUDGETS:
-            train = replace(train, epochs=round(max(min_epochs, train.epochs / cost), 4))
+            train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
         train = replace(train, **per_budget(model.meta, "train", budget))
         targets = self._targets(dataset, options)
         config = {
@@ -192,8 +188,7 @@ class ThreeDTrack:
             for name, value in values.items():
                 metrics.append(Metric(part, name, float(value), metric_unit(name), evaluator.meta.get("higher_is_better", False)))
         eval_s += time.perf_counter() - start
-        extra: dict[str, Any] = {"best_epoch": results[0].best_epoch, "train_steps": results[0].steps,
-                                 "history": results[0].history,
+        extra: dict[str, Any] = {"best_epoch": results[0].best_epoch, "history": results[0].history,
                                  "energy_offset": offsets[0]}
         if len(groups) > 1:
             extra["per_target"] = {targets[g].name: {"best_epoch": r.best_epoch, "history": r.history}
@@ -208,7 +203,6 @@ class ThreeDTrack:
         )
 
 
-def _shifted(on_epoch, group: int, groups: int, epochs: float):
+def _shifted(on_epoch, group: int, groups: int, epochs: int):
     """Progress of target ``group`` of ``groups`` trained one after another, as epochs of the whole job."""
-    epochs = math.ceil(epochs)
     return lambda epoch, total, record: on_epoch(group * epochs + epoch, groups * epochs, record)

@@ -23,8 +23,7 @@ class TrainConfig:
     """How a 3D job trains: Adam on the L1 loss of standardized targets (plus rho times the force L1 loss), a
     learning-rate schedule, model selection on the validation split after every epoch."""
 
-    epochs: float  # epochs, a fraction allowed: round(epochs * steps per epoch) steps, the last epoch partial
-    # (in equal-time budgets: SchNet-equivalent epochs divided by the model's relative_cost)
+    epochs: int  # epochs (in equal-time budgets: SchNet-equivalent epochs, divided by the model's relative_cost)
     batch_size: int = 32  # molecules per training step
     eval_batch_size: int = 32  # measured on CPU: SphereNet predicts 119 molecules/s at 32, 85 at 256
     lr: float = 5e-4  # Adam's peak learning rate
@@ -33,7 +32,6 @@ class TrainConfig:
     step_epochs: int = 100  # epochs between decays of the step schedule
     gamma: float = 0.5  # decay factor of the step schedule
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
-    warmup_fraction: float = 0.0  # or over this fraction of all steps (budgets whose models train < 1 epoch)
     weight_decay: float = 0.0  # Adam's L2 penalty
     grad_clip: float = 10.0  # gradient norm clipped to this (0: no clipping)
     forces_weight: float = 0.0  # rho in L(E) + rho * L(F); > 0 trains on forces = -dE/dpos (datasets with forces)
@@ -155,22 +153,13 @@ def scored_std(molecules: Molecules, columns: Sequence[int]) -> list[float]:
     return out
 
 
-def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
-    """Optimizer steps of a fit: ``epochs`` of ``steps_per_epoch``, rounded, at least one."""
-    return max(1, round(config.epochs * steps_per_epoch))
-
-
 def _lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     epoch = step / max(steps_per_epoch, 1)
-    warm = 1.0
-    if config.warmup_epochs > 0:
-        warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs)
-    elif config.warmup_fraction > 0:
-        warm = min(1.0, (step + 1) / max(1.0, config.warmup_fraction * total_steps(config, steps_per_epoch)))
+    warm = min(1.0, (epoch + 1e-9) / config.warmup_epochs) if config.warmup_epochs > 0 else 1.0
     if config.schedule == "step":
         return warm * config.gamma ** int(epoch // config.step_epochs)
     if config.schedule == "cosine":
-        progress = min(1.0, step / max(1, total_steps(config, steps_per_epoch)))
+        progress = min(1.0, step / max(1, config.epochs * steps_per_epoch))
         low = config.min_lr_ratio
         return warm * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
     raise ValueError(f"unknown schedule {config.schedule!r}; use 'cosine' or 'step'")
@@ -238,7 +227,6 @@ class FitResult:
     best_epoch: int
     train_s: float
     history: list[dict[str, float]]
-    steps: int = 0  # optimizer steps taken
 
 
 def fit(
@@ -265,17 +253,13 @@ def fit(
     force_scale = float(loss_scale[0])
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = len(train)
-    steps = total_steps(config, steps_per_epoch)
-    epochs = math.ceil(steps / steps_per_epoch)  # the last one may be partial; each ends with a validation
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(config, s, steps_per_epoch))
     best_score, best_state, best_epoch, history = math.inf, None, 0, []
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
         for step, batch in enumerate(train):
-            if (epoch - 1) * steps_per_epoch + step >= steps:
-                break
             if with_forces:
                 out, forces = energy_and_forces(model, batch, create_graph=True)
                 loss = ((out - batch.y).abs() / scale).mean()
@@ -306,10 +290,10 @@ def fit(
         record = {"epoch": epoch, "train_loss": total / max(count, 1), "valid_loss": score}
         history.append(record)
         if on_epoch is not None:
-            on_epoch(epoch, epochs, record)
+            on_epoch(epoch, config.epochs, record)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(epochs, best_epoch, time.perf_counter() - start, history, steps)
+    return FitResult(config.epochs, best_epoch, time.perf_counter() - start, history)
 
 
 def count_parameters(model: nn.Module) -> int:
