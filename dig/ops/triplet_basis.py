@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from dig.ops._cpp import triplet_basis_kernels
-from dig.ops.functional import gather_mul_scatter
+from dig.ops.functional import _transpose_if_needed, gather_mul_scatter
 from dig.ops.graph import CSRGraph
 
 
@@ -53,7 +53,7 @@ def triplet_basis_aggregate(edge_graph: CSRGraph, x: Tensor, basis: Tensor, weig
     kernels = None if x.is_cuda else triplet_basis_kernels()
     if kernels is None:
         return gather_mul_scatter(edge_graph, x, basis @ weight.t())
-    colptr, _, perm = edge_graph.transposed()
+    colptr, _, perm = _transpose_if_needed(edge_graph, x, basis, weight)  # only the backward reads it
     return _triplet_basis_op(edge_graph.rowptr, edge_graph.col, edge_graph.row, colptr, perm,
                              x.contiguous(), basis.contiguous(), weight.contiguous())[0]
 
