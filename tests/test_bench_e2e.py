@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,6 +31,14 @@ class NanModel(torch.nn.Module):
 def dig_register(registry):
     registry.add_model("nanmodel", NanModel, track="3d", summary="always NaN")
 """
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _rows(path):
@@ -82,13 +91,19 @@ def test_same_seed_gives_the_same_numbers(smoke_run, tmp_path):
 
 def test_killed_bench_resumes_without_redoing_finished_jobs(tmp_path):
     env_cmd = [sys.executable, "-m", "dig", *SMOKE, "--models", "schnet", "--seeds", "0,1,2,3,4,5", "--out", str(tmp_path)]
-    process = subprocess.Popen(env_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(env_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     folder = tmp_path / "3d"
     deadline = time.time() + 240
     while time.time() < deadline and not list(folder.glob("*.json")):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # Only the bench is killed. Its workers die with it (parent-death signal), but a worker may finish its job
+    # and write the record in the moment before that; the folder is read once every process of the session is gone.
+    deadline = time.time() + 30
+    while time.time() < deadline and _group_alive(process.pid):
+        time.sleep(0.05)
+    assert not _group_alive(process.pid), "a worker outlived the killed bench by 30 s"
     done = {p.name: p.read_text() for p in folder.glob("*.json")}
     assert 1 <= len(done) < 6, "the kill should land between jobs"
     resumed = run_dig(*SMOKE, "--models", "schnet", "--seeds", "0,1,2,3,4,5", "--out", str(tmp_path))

@@ -257,3 +257,98 @@ def test_build_once_builds_once_rebuilds_a_damaged_file_and_survives_an_unsaveab
     other = tmp_path / "other.json"
     assert build_once(other, load, build, unsaveable) == ({"value": 3}, True)
     assert not other.exists() and not list(tmp_path.glob(".other.json.*.tmp"))
+
+
+FORK_SERVER_SCRIPT = """
+import multiprocessing.forkserver, os, sys
+from dig.plugins import load_plugins
+from dig.runner import BenchSpec, run_bench
+
+out = sys.argv[1]
+registry = load_plugins().registry
+for run in ("first", "second"):
+    os.environ["DIG_TEST_BUILD_LOG"] = os.path.join(out, run + ".log")
+    spec = BenchSpec(track="3d", datasets=["qm9"], models=["logged"], seeds=[0, 1], budget="smoke",
+                     out=os.path.join(out, run), workers=2)
+    assert not run_bench(spec, registry).failed
+print("fork server", multiprocessing.forkserver._forkserver._forkserver_pid is not None)
+"""
+
+
+def test_workers_fork_from_a_preloaded_server_and_see_the_current_environment(faulty, tmp_path):
+    """Jobs start from the fork server (torch and the plugins imported once), yet each job's process gets the
+    bench's environment as it is when the job starts, not as it was when the server started."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(faulty), os.environ.get("PYTHONPATH")]))}
+    env.pop("DIG_WORKER_START", None)
+    out = subprocess.run([sys.executable, "-c", FORK_SERVER_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "fork server True" in out.stdout
+    for run in ("first", "second"):
+        assert sorted((tmp_path / f"{run}.log").read_text().split()) == ["0", "1"], run
+
+
+def test_worker_start_method_is_chosen_and_named(monkeypatch):
+    from dig.errors import DigError
+    from dig.runner import executors
+
+    monkeypatch.setattr(executors, "_fork_server_environment", None)
+    monkeypatch.setenv("DIG_WORKER_START", "fork")
+    with pytest.raises(DigError, match="DIG_WORKER_START='fork'"):
+        executors.worker_context()
+    monkeypatch.setenv("DIG_WORKER_START", "spawn")
+    assert executors.worker_context().get_start_method() == "spawn"
+    monkeypatch.delenv("DIG_WORKER_START")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert executors.worker_context().get_start_method() == "forkserver"
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # triton in the server was imported under the other value
+    assert executors.worker_context().get_start_method() == "spawn"
+
+
+INTERRUPTED_START_SCRIPT = """
+import multiprocessing, multiprocessing.forkserver as forkserver, os, signal, threading, time
+from dig.runner import executors
+
+read_pid = forkserver.read_signed
+
+def interrupted_read(fd):
+    # The process group's Ctrl-C reaches the bench through another thread, after the fork, before the pid is read.
+    forkserver.read_signed = read_pid
+    sender = threading.Thread(target=os.kill, args=(os.getpid(), SIGNAL))
+    sender.start()
+    sender.join()
+    time.sleep(0.2)
+    return read_pid(fd)
+
+def terminated(signum, frame):
+    raise SystemExit("terminated")
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, terminated)
+    forkserver.read_signed = interrupted_read
+    process = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(120,), daemon=True)
+    known = []
+    try:
+        executors._start_registered(process, register=lambda: known.append(process.pid),
+                                    abandon=lambda: known.append(None))
+        print("no interrupt")
+    except (KeyboardInterrupt, SystemExit) as interrupt:
+        print("interrupt after start:", type(interrupt).__name__, known == [process.pid], process.is_alive())
+    process.kill()
+    process.join()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_while_a_worker_starts_waits_until_the_worker_is_known(tmp_path, name):
+    """Regression (CI: a Ctrl-C to the process group left a worker unknown to the cleanup, which ran on as an
+    orphan and printed a BrokenPipe traceback after the bench had gone): the interrupt is delivered right after
+    start(), with the started process registered. Under the old code the orphan holds the output open: a
+    timeout here."""
+    script = INTERRUPTED_START_SCRIPT.replace("SIGNAL", f"signal.{name}")
+    (tmp_path / "interrupted_start.py").write_text(script)
+    out = subprocess.run([sys.executable, str(tmp_path / "interrupted_start.py")], capture_output=True, text=True,
+                         timeout=30, preexec_fn=_default_sigint)
+    assert out.returncode == 0, out.stderr
+    expected = "KeyboardInterrupt" if name == "SIGINT" else "SystemExit"
+    assert out.stdout.strip() == f"interrupt after start: {expected} True True", out.stdout + out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -114,8 +115,9 @@ def check_out_dir(out: str | Path, track: str) -> None:
         raise DigError(f"--out {folder} is a file, not a folder; pass a folder for the records (e.g. --out results)")
     try:
         (folder / track).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / track / ".write-test", "")
-        (folder / track / ".write-test").unlink()
+        probe = folder / track / f".write-test-{os.getpid()}"  # per process: two benches may share an --out
+        atomic_write_text(probe, "")
+        probe.unlink()
     except OSError as exc:
         raise DigError(f"cannot write records under --out {folder} ({exc.strerror or exc}); pass a writable folder") from exc
 
