@@ -11,7 +11,7 @@ import torch
 from conftest import row_spy
 
 from dig.data.labelled_molecules import freesolv, read_freesolv_csv, read_sdf_labels, solubility
-from dig.data.molgraph import NODE_FEATURES, from_smiles, to_mol
+from dig.data.molgraph import NODE_FEATURES, featurised_graphs, from_smiles, to_mol
 from dig.errors import DataError
 from dig.tracks.ssl.graphs import collate
 from dig.tracks.ssl.objectives import jsd_local_global, nt_xent_grace, nt_xent_graphcl
@@ -38,6 +38,24 @@ def test_featurisation_round_trip_on_every_real_molecule():
     features = from_smiles("c1ccccc1O").node_features()
     assert features.shape == (7, NODE_FEATURES)
     assert from_smiles("c1ccccc1O").edge_index().shape == (2, 14)
+
+
+def test_cached_featurisation_equals_featurising_each_molecule(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIG_CACHE_DIR", str(tmp_path))
+    molecules = freesolv().smiles[:200] + ["N", "[Na+].[Cl-]"]  # a graph without bonds, one without edges at all
+    built, read = featurised_graphs(molecules), featurised_graphs(molecules)
+    assert len(list(tmp_path.glob("molgraph-*.npz"))) == 1, "the second call reads the cache"
+    for smiles, first, second in zip(molecules, built, read, strict=True):
+        graph = from_smiles(smiles)
+        for tensor in (first, second):
+            assert torch.equal(tensor[0], graph.node_features()) and tensor[0].dtype == torch.float32
+            assert torch.equal(tensor[1], graph.edge_index()) and tensor[1].is_contiguous()
+    featurised_graphs(molecules[:-1])
+    assert len(list(tmp_path.glob("molgraph-*.npz"))) == 2, "another SMILES list is another cache"
+    for cache in tmp_path.glob("molgraph-*.npz"):
+        cache.write_bytes(cache.read_bytes()[:-10])
+    with pytest.raises(DataError, match="checksum"):
+        featurised_graphs(molecules)
 
 
 def test_featurisation_names_what_it_cannot_represent():

@@ -23,7 +23,7 @@ import numpy as np
 
 from dig.data.cache import load_or_build, save_cached_arrays
 from dig.data.labelled_molecules import LabelledMolecules, freesolv, solubility
-from dig.data.molgraph import from_smiles
+from dig.data.molgraph import featurised_graphs
 from dig.data.smiles import read_moses_split
 from dig.errors import DataError
 from dig.tracks.ssl.protocol import GraphTask
@@ -55,8 +55,8 @@ def _deduplicated(sets: list[LabelledMolecules], task: str) -> tuple[list[str], 
 
 
 def _featurised(smiles: list[str]) -> list:
-    """(node features, edge index) of each molecule, ``dig.data.molgraph``'s featurisation."""
-    return [(graph.node_features(), graph.edge_index()) for graph in map(from_smiles, smiles)]
+    """(node features, edge index) of each molecule, ``dig.data.molgraph``'s featurisation (cached)."""
+    return featurised_graphs(smiles)
 
 
 def _smiles_array(smiles: list[str]) -> np.ndarray:

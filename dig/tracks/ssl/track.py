@@ -46,7 +46,11 @@ class SSLTrack:
                         "fluo-sim-2d", "natural-gray", "stardist-nuclei")
 
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
+        """Build the dataset's caches once in the bench process, before parallel jobs would race to build them
+        (a transfer set's pre-training graphs included)."""
         dataset.obj.load()
+        if _is_transfer(dataset):
+            dataset.obj.pretraining_graphs()
 
     def table_note(self, dataset: Entry, budget: str) -> str:
         """What the leaderboard's table for ``dataset`` measured."""
