@@ -24,7 +24,6 @@ out and counted (DIG drops such bonds silently, training on a different molecule
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections import deque
@@ -47,6 +46,7 @@ from dig.tracks.generation.graphs import (
     graph_to_mol,
     mol_to_graph,
 )
+from dig.tracks.generation.selection import BestValidationEpoch
 
 NO_BOND = len(BOND_ORDERS)  # edge token 3
 EDGE_TYPES = len(BOND_ORDERS) + 1
@@ -347,7 +347,7 @@ class GraphDF:
             raise DataError("graphdf: no training molecule fits the generation order; raise edge_unroll")
         self.net = GraphDFNet(len(self.vocabulary), self.max_atoms, self.edge_unroll, **self.hparams)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        best, best_state, best_epoch, history = math.inf, None, 0, []
+        selection = BestValidationEpoch("graphdf", self.net, self.epochs, "token", on_epoch)
         start, steps, step_limit = time.perf_counter(), 0, math.inf if self.max_steps is None else self.max_steps
         for epoch in range(1, self.epochs + 1):
             self.net.train()
@@ -366,21 +366,11 @@ class GraphDF:
                 loss.backward()
                 optimizer.step()
                 total, tokens = total - float(ll.detach().sum()), tokens + int(count.sum())
-            valid_nll = self._nll(valid_graphs)
-            if not math.isfinite(valid_nll):
-                raise TrainingError(f"graphdf: validation NLL is {valid_nll} at epoch {epoch}")
-            if valid_nll < best:
-                best, best_epoch, best_state = valid_nll, epoch, copy.deepcopy(self.net.state_dict())
-            record = {"epoch": epoch, "train_nll_per_token": total / max(tokens, 1), "valid_nll_per_token": valid_nll}
-            history.append(record)
-            if on_epoch is not None:
-                on_epoch(epoch, self.epochs, record)
+            selection.end_epoch(epoch, total / max(tokens, 1), self._nll(valid_graphs))
             if steps >= step_limit:
                 break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        return {"epochs": len(history), "best_epoch": best_epoch, "steps": steps, "train_s": time.perf_counter() - start,
-                "train_molecules": counts["molecules"], "left_out_molecules": counts["left_out"], "history": history}
+        return {**selection.restore(), "steps": steps, "train_s": time.perf_counter() - start,
+                "train_molecules": counts["molecules"], "left_out_molecules": counts["left_out"]}
 
     def sample(self, count: int, seed: int) -> list[str]:
         if self.net is None:

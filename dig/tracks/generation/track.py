@@ -17,8 +17,11 @@ from typing import Any
 from dig.registry import Entry, Registry
 from dig.tracks.base import JobOutcome, Metric, metric_unit, per_budget
 from dig.tracks.generation.metrics import generation_metrics
+from dig.tracks.generation.optimisation import constrained_optimisation_metrics, property_optimisation_metrics
 
 SAMPLES = {"smoke": 200, "default": 10_000, "paper": 30_000}
+# Optimisation tasks: the generator's dynamics are decoded every ``RECORD_EVERY`` steps (DIG decodes every step).
+RECORD_EVERY = {"smoke": 5, "default": 10, "paper": 1}
 LOWER_IS_BETTER = ("fcd_",)
 
 
@@ -31,10 +34,24 @@ class GenerationTrack:
         dataset.obj.load(budget)
         dataset.obj.references(budget)
 
+    def unsuited(self, dataset: Entry, model: Entry, budget: str) -> str | None:
+        """A model may name budgets it does not run at (meta ``unsuited_budgets``: budget -> reason)."""
+        reason = (model.meta.get("unsuited_budgets") or {}).get(budget)
+        if reason:
+            return f"{model.name} does not run at the {budget} budget: {reason}"
+        if dataset.meta.get("task") and not model.meta.get("goal_directed"):
+            missing = model.meta.get("goal_directed_missing", "it has no goal-directed training")
+            return f"{dataset.name} is an optimisation task and {model.name} cannot optimise here: {missing}"
+        return None
+
     def job_config(self, dataset: Entry, model: Entry, budget: str, options: Mapping[str, Any]) -> dict[str, Any]:
         data = dataset.obj.load(budget)
-        return {"budget": budget, "samples": SAMPLES[budget], "train_molecules": len(data.train),
-                "hparams": per_budget(model.meta, "hparams", budget)}
+        config = {"budget": budget, "samples": SAMPLES[budget], "train_molecules": len(data.train),
+                  "hparams": per_budget(model.meta, "hparams", budget)}
+        if dataset.meta.get("task"):
+            config.update(task=dataset.meta["task"], starts=len(dataset.obj.starts(budget)),
+                          record_every=RECORD_EVERY[budget])
+        return config
 
     def job_cost(self, registry: Registry, job) -> float:
         entry = registry.get("model", job.model, track=self.name)
@@ -42,6 +59,8 @@ class GenerationTrack:
 
     def run_job(self, registry: Registry, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                 on_epoch=None) -> JobOutcome:
+        if config.get("task"):
+            return self._run_optimisation(dataset, model, seed, config, on_epoch)
         data = dataset.obj.load(config["budget"])
         generator = model.obj(data.vocabulary, data.max_atoms, **config["hparams"])
         start = time.perf_counter()
@@ -67,3 +86,39 @@ class GenerationTrack:
         params = sum(p.numel() for p in generator.parameters()) if callable(getattr(generator, "parameters", None)) else 0
         return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=params, train_s=train_s,
                           eval_s=eval_s, extra=extra)
+
+    def _run_optimisation(self, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
+                          on_epoch=None) -> JobOutcome:
+        """Goal-directed ``fit_goal_directed(train, values, seed)``, then ``optimise(starts, seed, record_every,
+        target)`` (candidate SMILES per start);
+        scored by ``optimisation.py``. ``oracle_calls_count``: the distinct molecules the evaluator scored to pick
+        the result (what an online oracle would have been asked); the training labels come with the dataset."""
+        task, budget = dataset.obj, config["budget"]
+        data = task.load(budget)
+        generator = model.obj(data.vocabulary, data.max_atoms, **config["hparams"])
+        start = time.perf_counter()
+        history = generator.fit_goal_directed(data.train, task.train_values(budget).tolist(), seed, on_epoch) or {}
+        train_s = time.perf_counter() - start
+        starts = task.starts(budget)
+        start = time.perf_counter()
+        candidates = generator.optimise(starts, seed, record_every=int(config["record_every"]), target=task.target)
+        optimise_s = time.perf_counter() - start
+        if len(candidates) != len(starts):
+            raise ValueError(f"{model.name}.optimise({len(starts)} starts) returned {len(candidates)} candidate lists")
+        start = time.perf_counter()
+        extra: dict[str, Any] = {"history": history, "train_labels": len(data.train)}
+        if task.task == "property":
+            pooled = list(dict.fromkeys(s for found in candidates for s in found))
+            values, notes = property_optimisation_metrics(pooled, len(pooled), (task.target,), data.train_all)
+            extra["undefined_metrics"] = notes
+        else:
+            values = constrained_optimisation_metrics(starts, candidates)
+            values["oracle_calls_count"] = float(sum(len(found) for found in candidates))
+        eval_s = time.perf_counter() - start
+        metrics = [Metric("test", name, float(value), metric_unit(name), not name.startswith("oracle_"))
+                   for name, value in values.items()]
+        metrics.append(Metric("test", "optimisation_s", optimise_s, "s", False))
+        params = sum(p.numel() for p in generator.parameters()) if callable(getattr(generator, "parameters", None)) else 0
+        return JobOutcome(metrics=metrics, epochs=int(history.get("epochs", 0)), params=params, train_s=train_s,
+                          eval_s=eval_s, extra=extra)
+
