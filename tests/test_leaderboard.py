@@ -235,3 +235,26 @@ def test_publish_draws_metrics_measured_along_a_sweep_as_curves(tmp_path):
     assert curve_families(["fidelity_plus_s50_prob", "fidelity_plus_s90_prob", "characterization_s70_score",
                            "gt_edge_auc_pct"]) == {"fidelity_plus_prob": [(50, "fidelity_plus_s50_prob"),
                                                                           (90, "fidelity_plus_s90_prob")]}
+
+
+def test_committed_published_references_are_well_formed():
+    """Every ``leaderboards/references/<track>.csv`` reads, belongs to its track, names its unit as the metric's last
+    word (as our metrics do), gives a source and a finite value, and names each (dataset, model, metric) once."""
+    import math
+    from pathlib import Path
+
+    from dig.leaderboard.publish import read_references
+
+    folder = Path(__file__).resolve().parents[1] / "leaderboards" / "references"
+    files = sorted(folder.glob("*.csv"))
+    assert {path.stem for path in files} >= {"3d", "generation", "segmentation", "ssl", "xgraph"}
+    for path in files:
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+        assert rows and all(r["source"].strip() for r in rows), path.name
+        assert {r["track"] for r in rows} == {path.stem}, path.name
+        for r in rows:
+            assert r["metric"].rsplit("_", 1)[-1] == r["unit"], (path.name, r["metric"], r["unit"])
+            assert r["higher_is_better"] in ("true", "false"), (path.name, r["metric"])
+        keys = [(r["dataset"], r["model"], r["metric"], r["budget"]) for r in rows]
+        assert len(keys) == len(set(keys)), f"{path.name} names a value twice"
+        assert all(math.isfinite(agg.mean) and agg.n == 0 for agg in read_references(path))
