@@ -34,7 +34,7 @@ def test_train_sampler_draws_training_molecules_deterministically():
 
 def test_generation_bench_through_the_cli(tmp_path):
     site = make_plugin_dist(tmp_path / "site", "garbage-generator", "garbage", "garbage_generator", INVALID_GENERATOR)
-    out = run_dig("bench", "--track", "generation", "--datasets", "qm9-smiles", "--models", "train-sampler,garbage,graphdf,char-rnn,graphebm",
+    out = run_dig("bench", "--track", "generation", "--datasets", "qm9-smiles", "--models", "train-sampler,garbage,graphdf,graphaf,char-rnn,graphebm",
                   "--seeds", "0", "--budget", "smoke", "--quiet", "--out", str(tmp_path / "out"), extra_path=site,
                   timeout=600)
     assert out.returncode == 0, out.stderr
@@ -51,10 +51,13 @@ def test_generation_bench_through_the_cli(tmp_path):
     assert graphdf["validity_frac"] == 1.0  # valency masks: every sample is a molecule
     assert 0.0 <= graphdf["validity_without_check_frac"] <= 1.0 and records["graphdf"]["params"] > 0
     assert records["graphdf"]["extra"]["history"]["steps"] == 5
+    graphaf = {m["name"]: m["value"] for m in records["graphaf"]["metrics"]}
+    assert graphaf["validity_frac"] == 1.0 and 0.0 <= graphaf["validity_without_check_frac"] <= 1.0
+    assert records["graphaf"]["extra"]["history"]["steps"] == 5 and records["graphaf"]["params"] > 0
     assert records["char-rnn"]["extra"]["history"]["steps"] == 5 and records["char-rnn"]["params"] > 0
     graphebm = {m["name"]: m["value"] for m in records["graphebm"]["metrics"]}
     assert records["graphebm"]["extra"]["history"]["steps"] == 3 and 0.0 <= graphebm["validity_frac"] <= 1.0
     assert "validity_without_check_frac" in graphebm
     with open(tmp_path / "out" / "generation.csv", newline="") as handle:
         ok = {r["model"] for r in csv.DictReader(handle) if r["status"] == "ok"}
-    assert ok == {"train-sampler", "garbage", "graphdf", "char-rnn", "graphebm"}
+    assert ok == {"train-sampler", "garbage", "graphdf", "graphaf", "char-rnn", "graphebm"}

@@ -134,7 +134,7 @@ def test_samples_respect_valences_and_parse_and_the_same_seed_repeats(tmp_path):
 
 
 def test_a_nan_loss_fails_with_the_model_named(monkeypatch):
-    def nan_likelihood(self, atoms, bonds, sizes):
+    def nan_likelihood(self, atoms, bonds, sizes, generator=None):
         return torch.full((atoms.shape[0],), float("nan"), requires_grad=True), sizes + 1
 
     monkeypatch.setattr(GraphDFNet, "log_likelihood", nan_likelihood)
