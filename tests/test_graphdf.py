@@ -151,3 +151,53 @@ def test_molecules_with_a_bond_outside_the_window_are_left_out_and_counted():
     for b, graph in enumerate(kept):  # random BFS starts keep every bond inside the window
         i, j = torch.nonzero(torch.triu(bonds[b] != NO_BOND, 1), as_tuple=True)
         assert len(i) == len(graph.bonds) and int((i - j).abs().max()) <= 2 and int(sizes[b]) == graph.num_atoms
+
+
+def test_per_token_likelihoods_add_up_and_sampled_graphs_are_scored_in_their_own_order():
+    model = GraphDF(QM9_VOCABULARY, 9, hidden=16, flows=2, rgcn_layers=2, epochs=1, valid_molecules=5, sample_batch=64)
+    model.fit(TRAIN, TRAIN[:5], seed=0)
+    graphs, _ = model._sample_batch(32, torch.Generator().manual_seed(0))
+    atoms, bonds, sizes = model._ordered_batch(graphs)
+    for b, graph in enumerate(graphs):  # the tensors hold each graph exactly, atoms in the order drawn
+        assert atoms[b, : graph.num_atoms].tolist() == graph.atoms.tolist() and int(sizes[b]) == graph.num_atoms
+        i, j = torch.nonzero(torch.triu(bonds[b] != NO_BOND, 1), as_tuple=True)
+        assert sorted(zip(i.tolist(), j.tolist(), bonds[b][i, j].tolist(), strict=True)) == sorted(map(tuple, graph.bonds.tolist()))
+    with torch.no_grad():
+        per_token, real = model.net.token_log_likelihoods(atoms, bonds, sizes)
+        total, count = model.net.log_likelihood(atoms, bonds, sizes)
+    assert torch.allclose(per_token.sum(1), total) and torch.equal(real.sum(1), count)
+    assert (per_token[~real] == 0).all() and (per_token[real] <= 0).all()
+
+
+def test_ppo_fine_tuning_raises_the_reward_it_is_given():
+    """logP grows with carbon chains: PPO on a tiny pretrained model must raise the mean logP of its samples
+    (measured: -0.006 -> 0.718 over 300 samples; at 25 iterations of lr 1e-2 only to 0.26)."""
+    from rdkit import Chem
+
+    from dig.tracks.generation.properties import property_value
+
+    def mean_logp(model):
+        samples = [s for s in model.sample(300, seed=11) if s]
+        return np.mean([property_value(Chem.MolFromSmiles(s), "logp") for s in samples])
+
+    model = GraphDF(QM9_VOCABULARY, 9, hidden=16, flows=2, rgcn_layers=2, epochs=2, valid_molecules=5, sample_batch=300,
+                    atom_temperature=1.0, bond_temperature=1.0, ppo_iterations=40, ppo_batch=32, ppo_epochs=4,
+                    ppo_lr=3e-2)
+    model.fit(TRAIN, TRAIN[:5], seed=0)
+    before = mean_logp(model)
+    history = model.finetune("logp", seed=0)
+    after = mean_logp(model)
+    assert len(history) == 40 and model.oracle_calls == 40 * 32
+    assert after > before + 0.5, (before, after, [round(h["mean_logp"], 2) for h in history])
+    assert model.atom_temperature == 1.0 and model.bond_temperature == 1.0
+
+
+def test_optimise_hands_the_samples_to_the_starts_and_counts_oracle_calls():
+    model = GraphDF(QM9_VOCABULARY, 9, hidden=8, flows=1, rgcn_layers=2, epochs=1, valid_molecules=5, sample_batch=50,
+                    ppo_iterations=2, ppo_batch=4, optimise_samples=50)
+    history = model.fit_goal_directed(TRAIN * 2, [0.0] * 20, seed=0)
+    assert history["train_molecules"] == 19  # every 20th molecule is held out for the validation NLL
+    candidates = model.optimise(["C"] * 7, seed=0, target="qed")
+    assert len(candidates) == 7 and 0 < sum(map(len, candidates)) <= 50 and model.oracle_calls == 8
+    with pytest.raises(ValueError, match="target"):
+        model.optimise(["C"], seed=0)

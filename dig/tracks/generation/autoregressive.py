@@ -140,12 +140,16 @@ class StepContexts:
         self.atom_row = row[self.is_atom]
         self.bond_row, self.bond_col = row[self.is_bond], col[self.is_bond]
 
-    def total(self, atom_ll: Tensor, bond_ll: Tensor) -> tuple[Tensor, Tensor]:
-        """Per molecule, the sum of the per-token log-likelihoods ([B, Sa], [B, Sb]) over its real tokens, added
-        in generation order, and the number of those tokens."""
+    def per_token(self, atom_ll: Tensor, bond_ll: Tensor) -> Tensor:
+        """The per-token log-likelihoods ([B, Sa], [B, Sb]) in generation order [B, S], zero where no token is."""
         ll = torch.zeros(self.token_real.shape, dtype=atom_ll.dtype, device=atom_ll.device)
         ll[:, self.is_atom], ll[:, self.is_bond] = atom_ll, bond_ll
-        return (ll * self.token_real).sum(1), self.token_real.sum(1)
+        return ll * self.token_real
+
+    def total(self, atom_ll: Tensor, bond_ll: Tensor) -> tuple[Tensor, Tensor]:
+        """Per molecule, the sum of the per-token log-likelihoods over its real tokens, added in generation order,
+        and the number of those tokens."""
+        return self.per_token(atom_ll, bond_ll).sum(1), self.token_real.sum(1)
 
 
 class AutoregressiveFlowNet(nn.Module):
@@ -307,6 +311,18 @@ class AutoregressiveFlow:
                 bonds[b, rank[i], rank[j]] = bonds[b, rank[j], rank[i]] = t
             sizes[b] = graph.num_atoms
         return atoms, bonds, sizes
+
+    def _ordered_batch(self, graphs: Sequence[MolGraph]) -> tuple[Tensor, Tensor, Tensor]:
+        """Padded tensors of graphs whose atoms are already in generation order (as ``_sample_batch`` returns
+        them): no BFS reordering."""
+        n = self.max_atoms
+        atoms = torch.full((len(graphs), n), -1, dtype=torch.long)
+        bonds = torch.full((len(graphs), n, n), NO_BOND, dtype=torch.long)
+        for b, graph in enumerate(graphs):
+            atoms[b, : graph.num_atoms] = torch.from_numpy(graph.atoms)
+            for i, j, t in graph.bonds.tolist():
+                bonds[b, i, j] = bonds[b, j, i] = t
+        return atoms, bonds, torch.tensor([graph.num_atoms for graph in graphs], dtype=torch.long)
 
     def _nll(self, graphs: Sequence[MolGraph]) -> float:
         """Mean NLL per token of ``graphs`` in canonical order; likelihood noise from a fixed seed, so every

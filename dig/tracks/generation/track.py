@@ -39,7 +39,8 @@ class GenerationTrack:
         reason = (model.meta.get("unsuited_budgets") or {}).get(budget)
         if reason:
             return f"{model.name} does not run at the {budget} budget: {reason}"
-        if dataset.meta.get("task") and not model.meta.get("goal_directed"):
+        task = dataset.meta.get("task")
+        if task and (not model.meta.get("goal_directed") or task not in model.meta.get("goal_directed_tasks", (task,))):
             missing = model.meta.get("goal_directed_missing", "it has no goal-directed training")
             return f"{dataset.name} is an optimisation task and {model.name} cannot optimise here: {missing}"
         return None
@@ -92,7 +93,8 @@ class GenerationTrack:
         """Goal-directed ``fit_goal_directed(train, values, seed)``, then ``optimise(starts, seed, record_every,
         target)`` (candidate SMILES per start);
         scored by ``optimisation.py``. ``oracle_calls_count``: the distinct molecules the evaluator scored to pick
-        the result (what an online oracle would have been asked); the training labels come with the dataset."""
+        the result (what an online oracle would have been asked) plus the oracle calls the generator made while
+        optimising (its ``oracle_calls``, e.g. GraphDF's PPO rewards); the training labels come with the dataset."""
         task, budget = dataset.obj, config["budget"]
         data = task.load(budget)
         generator = model.obj(data.vocabulary, data.max_atoms, **config["hparams"])
@@ -106,14 +108,17 @@ class GenerationTrack:
         if len(candidates) != len(starts):
             raise ValueError(f"{model.name}.optimise({len(starts)} starts) returned {len(candidates)} candidate lists")
         start = time.perf_counter()
-        extra: dict[str, Any] = {"history": history, "train_labels": len(data.train)}
+        spent = int(getattr(generator, "oracle_calls", 0) or 0)
+        extra: dict[str, Any] = {"history": history, "train_labels": len(data.train), "optimiser_oracle_calls": spent}
+        if getattr(generator, "finetune_history", None):
+            extra["finetune_history"] = generator.finetune_history
         if task.task == "property":
             pooled = list(dict.fromkeys(s for found in candidates for s in found))
-            values, notes = property_optimisation_metrics(pooled, len(pooled), (task.target,), data.train_all)
+            values, notes = property_optimisation_metrics(pooled, len(pooled) + spent, (task.target,), data.train_all)
             extra["undefined_metrics"] = notes
         else:
             values = constrained_optimisation_metrics(starts, candidates)
-            values["oracle_calls_count"] = float(sum(len(found) for found in candidates))
+            values["oracle_calls_count"] = float(sum(len(found) for found in candidates) + spent)
         eval_s = time.perf_counter() - start
         metrics = [Metric("test", name, float(value), metric_unit(name), not name.startswith("oracle_"))
                    for name, value in values.items()]
