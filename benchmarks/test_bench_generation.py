@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import RATIOS
 
 from dig.tracks.generation.char_rnn import CharRNN
@@ -31,39 +32,26 @@ MOLECULES = 100
 STRINGS = 30  # one string at a time through MOSES's 3 x 768 LSTM takes about 0.5 s per string
 
 
-def _trained_graphdf(sample_batch: int) -> GraphDF:
+def _trained_autoregressive(model_class, sample_batch: int):
     data = QM9Smiles().load("smoke")
-    model = GraphDF(data.vocabulary, data.max_atoms, hidden=64, flows=12, epochs=1, max_steps=20,
-                    valid_molecules=100, sample_batch=sample_batch)
+    model = model_class(data.vocabulary, data.max_atoms, hidden=64, flows=12, epochs=1, max_steps=20,
+                        valid_molecules=100, sample_batch=sample_batch)
     model.fit(data.train, data.valid, seed=0)
     return model
 
 
-def test_graphdf_sampling_batched_vs_one_molecule_at_a_time(compare):
-    batched = _trained_graphdf(sample_batch=MOLECULES)
-    single = GraphDF(batched.vocabulary, batched.max_atoms, sample_batch=1)
+@pytest.mark.parametrize(("model_class", "layers"), [(GraphDF, "12 flows"), (GraphAF, "12 affine layers")],
+                         ids=["graphdf", "graphaf"])
+def test_autoregressive_sampling_batched_vs_one_molecule_at_a_time(compare, model_class, layers):
+    batched = _trained_autoregressive(model_class, sample_batch=MOLECULES)
+    single = model_class(batched.vocabulary, batched.max_atoms, sample_batch=1)
     single.net = batched.net
     ours_s, reference_s, _ = compare(lambda: batched.sample(MOLECULES, seed=0), lambda: single.sample(MOLECULES, seed=0),
                                      rounds=3, label="speedup_vs_one_at_a_time",
-                                     note=f"QM9 vocabulary, {MOLECULES} molecules per call, width 64, 12 flows")
+                                     note=f"QM9 vocabulary, {MOLECULES} molecules per call, width 64, {layers}")
     valid = sum(bool(s) for s in batched.sample(MOLECULES, seed=0))
-    RATIOS.append(("graphdf_sampling", "batched_valid_per_s", valid / ours_s, "", "/s"))
-    RATIOS.append(("graphdf_sampling", "single_valid_per_s", valid / reference_s, "", "/s"))
-
-
-def test_graphaf_sampling_batched_vs_one_molecule_at_a_time(compare):
-    data = QM9Smiles().load("smoke")
-    batched = GraphAF(data.vocabulary, data.max_atoms, hidden=64, flows=12, epochs=1, max_steps=20,
-                      valid_molecules=100, sample_batch=MOLECULES)
-    batched.fit(data.train, data.valid, seed=0)
-    single = GraphAF(batched.vocabulary, batched.max_atoms, sample_batch=1)
-    single.net = batched.net
-    ours_s, reference_s, _ = compare(lambda: batched.sample(MOLECULES, seed=0), lambda: single.sample(MOLECULES, seed=0),
-                                     rounds=3, label="speedup_vs_one_at_a_time",
-                                     note=f"QM9 vocabulary, {MOLECULES} molecules per call, width 64, 12 affine layers")
-    valid = sum(bool(s) for s in batched.sample(MOLECULES, seed=0))
-    RATIOS.append(("graphaf_sampling", "batched_valid_per_s", valid / ours_s, "", "/s"))
-    RATIOS.append(("graphaf_sampling", "single_valid_per_s", valid / reference_s, "", "/s"))
+    RATIOS.append((f"{batched.name}_sampling", "batched_valid_per_s", valid / ours_s, "", "/s"))
+    RATIOS.append((f"{batched.name}_sampling", "single_valid_per_s", valid / reference_s, "", "/s"))
 
 
 def test_char_rnn_sampling_batched_vs_one_string_at_a_time(compare):

@@ -70,6 +70,18 @@ def test_bfs_order_visits_every_atom_once():
     assert bfs_order(graph, 2).tolist() == [2, 1, 0, 3]
 
 
+def assert_valences_hold_and_graphs_parse(graphs):
+    """No atom of any graph exceeds its largest valence, and RDKit sanitizes every graph."""
+    capacity = max_valences(QM9_VOCABULARY)
+    for graph in graphs:
+        used = np.zeros(graph.num_atoms, dtype=int)
+        for i, j, t in graph.bonds.tolist():
+            used[i] += t + 1
+            used[j] += t + 1
+        assert all(used[k] <= capacity[a] for k, a in enumerate(graph.atoms.tolist()))
+        assert graph_to_mol(graph, QM9_VOCABULARY) is not None
+
+
 def _tiny_net(seed=0):
     torch.manual_seed(seed)
     net = GraphDFNet(len(QM9_VOCABULARY), max_atoms=3, edge_unroll=2, hidden=8, flows=3, rgcn_layers=2)
@@ -116,14 +128,7 @@ def test_samples_respect_valences_and_parse_and_the_same_seed_repeats(tmp_path):
     assert history["epochs"] == 2 and history["left_out_molecules"] == 0 and history["train_molecules"] == 10
     assert all(np.isfinite(h["valid_nll_per_token"]) for h in history["history"])
     graphs, corrected = model._sample_batch(200, torch.Generator().manual_seed(3))
-    capacity = max_valences(QM9_VOCABULARY)
-    for graph in graphs:
-        used = np.zeros(graph.num_atoms, dtype=int)
-        for i, j, t in graph.bonds.tolist():
-            used[i] += t + 1
-            used[j] += t + 1
-        assert all(used[k] <= capacity[a] for k, a in enumerate(graph.atoms.tolist()))
-        assert graph_to_mol(graph, QM9_VOCABULARY) is not None
+    assert_valences_hold_and_graphs_parse(graphs)
     assert corrected.dtype == torch.bool
     first = model.sample(100, seed=5)
     assert first == model.sample(100, seed=5) and all(first)

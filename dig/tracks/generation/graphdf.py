@@ -20,6 +20,10 @@ the batched sampling loop are shared with GraphAF (``autoregressive.py``). Depar
 from the paper: padding atoms are masked out of the sum pooling (DIG's BatchNorm turns zero padding into
 non-zero embeddings that enter the sum), the loss is the mean over real tokens only, and training molecules
 with a bond outside the ``edge_unroll`` window are left out and counted.
+
+Property optimisation (the paper's): maximum-likelihood pre-training, then PPO fine-tuning of the generation
+policy with the property oracle as the reward (``GraphDF.finetune``; its settings are ours). Constrained
+optimisation (generation continued from each start molecule) is not written.
 """
 
 from __future__ import annotations
