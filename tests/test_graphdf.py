@@ -9,16 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from dig.errors import TrainingError
-from dig.tracks.generation.graphdf import (
-    NO_BOND,
-    GraphDF,
-    GraphDFNet,
-    bfs_order,
-    generation_steps,
-    max_valences,
-    modulo_shift,
-    straight_through_argmax,
-)
+from dig.tracks.generation.autoregressive import NO_BOND, bfs_order, generation_steps, max_valences
+from dig.tracks.generation.graphdf import GraphDF, GraphDFNet, modulo_shift, straight_through_argmax
 from dig.tracks.generation.graphs import AtomVocabulary, MolGraph, graph_to_mol
 
 QM9_VOCABULARY = AtomVocabulary((("C", -1), ("C", 0), ("N", -1), ("N", 0), ("N", 1), ("O", -1), ("O", 0), ("F", 0)))

@@ -6,7 +6,7 @@ A molecule (atoms in BFS order from a random start atom) is the sequence ``a_1, 
 an atom type per node, then a bond type (single, double, triple or none) to each of the ``edge_unroll`` previous
 nodes. The token of atom i is conditioned on the sum-pooled embedding of the graph before it; the token of the
 bond (i, j) on [h_i, h_j, pooled] of the graph with atom i and the bonds (i, j' < j) already decided. The two
-models differ only in how a token relates to its latent variable (``AutoregressiveFlowNet.log_likelihood``) and
+models differ only in how a token relates to its latent variable (``AutoregressiveFlowNet.token_terms``) and
 how a token is drawn (``AutoregressiveFlow._draw_atoms`` / ``_draw_bonds``).
 
 Sampling: a new atom that bonds to nothing ends the molecule and is dropped (as both papers' code). A bond
@@ -146,16 +146,11 @@ class StepContexts:
         ll[:, self.is_atom], ll[:, self.is_bond] = atom_ll, bond_ll
         return ll * self.token_real
 
-    def total(self, atom_ll: Tensor, bond_ll: Tensor) -> tuple[Tensor, Tensor]:
-        """Per molecule, the sum of the per-token log-likelihoods over its real tokens, added in generation order,
-        and the number of those tokens."""
-        return self.per_token(atom_ll, bond_ll).sum(1), self.token_real.sum(1)
-
 
 class AutoregressiveFlowNet(nn.Module):
     """The shared trunk: R-GCN of ``rgcn_layers`` x ``hidden`` over the partial graph, batch norm over existing
     atoms, the token positions of ``max_atoms`` atoms with an ``edge_unroll`` window. Subclasses add the flow
-    heads and ``log_likelihood``."""
+    heads and ``token_terms``."""
 
     def __init__(self, atom_types: int, max_atoms: int, edge_unroll: int, hidden: int, rgcn_layers: int) -> None:
         super().__init__()
@@ -225,11 +220,23 @@ class AutoregressiveFlowNet(nn.Module):
         bond_context = torch.cat([h[:, is_bond].gather(2, ends).flatten(2), pooled[:, is_bond]], -1)
         return StepContexts(pooled[:, is_atom], bond_context, kind, slot, row, col, token_real)
 
+    def token_terms(self, atoms: Tensor, bonds: Tensor, sizes: Tensor,
+                    generator: torch.Generator | None) -> tuple[StepContexts, Tensor, Tensor]:
+        """The model's log p of every atom token [B, Sa] and bond token [B, Sb], with the contexts they were
+        computed from; ``generator`` feeds any noise the likelihood draws (the global RNG when None)."""
+        raise NotImplementedError
+
+    def token_log_likelihoods(self, atoms: Tensor, bonds: Tensor, sizes: Tensor,
+                              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """log p of every token [B, S] in generation order (0 where a molecule has no token) and which are real."""
+        contexts, atom_ll, bond_ll = self.token_terms(atoms, bonds, sizes, generator)
+        return contexts.per_token(atom_ll, bond_ll), contexts.token_real
+
     def log_likelihood(self, atoms: Tensor, bonds: Tensor, sizes: Tensor,
                        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Sum of log p over the real tokens of each molecule [B], and their count [B]; ``generator`` feeds any
-        noise the likelihood draws (the global RNG when None)."""
-        raise NotImplementedError
+        """Sum of log p over the real tokens of each molecule [B], added in generation order, and their count [B]."""
+        per_token, real = self.token_log_likelihoods(atoms, bonds, sizes, generator)
+        return per_token.sum(1), real.sum(1)
 
 
 class AutoregressiveFlow:
@@ -296,21 +303,16 @@ class AutoregressiveFlow:
     def _batch(self, graphs: Sequence[MolGraph], rng: np.random.RandomState | None) -> tuple[Tensor, Tensor, Tensor]:
         """Padded tensors in BFS order from a random start atom (atom 0 when ``rng`` is None); a start whose
         order puts a bond outside the window falls back to atom 0, which was checked."""
-        n = self.max_atoms
-        atoms = torch.full((len(graphs), n), -1, dtype=torch.long)
-        bonds = torch.full((len(graphs), n, n), NO_BOND, dtype=torch.long)
-        sizes = torch.zeros(len(graphs), dtype=torch.long)
-        for b, graph in enumerate(graphs):
+        ordered = []
+        for graph in graphs:
             order = bfs_order(graph, int(rng.randint(graph.num_atoms)) if rng is not None else 0)
             rank = self._ranks_in_window(graph, order)
             if rank is None:
                 order = bfs_order(graph, 0)
                 rank = self._ranks_in_window(graph, order)
-            atoms[b, : graph.num_atoms] = torch.from_numpy(graph.atoms[order])
-            for i, j, t in graph.bonds.tolist():
-                bonds[b, rank[i], rank[j]] = bonds[b, rank[j], rank[i]] = t
-            sizes[b] = graph.num_atoms
-        return atoms, bonds, sizes
+            bonds = np.column_stack([rank[graph.bonds[:, 0]], rank[graph.bonds[:, 1]], graph.bonds[:, 2]])
+            ordered.append(MolGraph(graph.atoms[order], bonds))
+        return self._ordered_batch(ordered)
 
     def _ordered_batch(self, graphs: Sequence[MolGraph]) -> tuple[Tensor, Tensor, Tensor]:
         """Padded tensors of graphs whose atoms are already in generation order (as ``_sample_batch`` returns

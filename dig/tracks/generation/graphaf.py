@@ -92,10 +92,9 @@ class GraphAFNet(AutoregressiveFlowNet):
         self.atom_flows = nn.ModuleList(AffineCoupling(hidden, atom_types, hidden) for _ in range(flows))
         self.bond_flows = nn.ModuleList(AffineCoupling(3 * hidden, EDGE_TYPES, hidden) for _ in range(flows))
 
-    def log_likelihood(self, atoms: Tensor, bonds: Tensor, sizes: Tensor,
-                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Sum of log p(x~) over the real tokens of each molecule and their count; the dequantization noise
-        comes from ``generator`` (the global RNG when None)."""
+    def token_terms(self, atoms: Tensor, bonds: Tensor, sizes: Tensor, generator: torch.Generator | None = None):
+        """log p(x~) of every dequantized atom and bond token; the dequantization noise comes from ``generator``
+        (the global RNG when None)."""
         c = self.contexts(atoms, bonds, sizes)
         atom_x = F.one_hot(atoms[:, c.atom_row].clamp(min=0), self.atom_types).to(torch.float32)
         bond_x = F.one_hot(bonds[:, c.bond_row, c.bond_col], EDGE_TYPES).to(torch.float32)
@@ -105,7 +104,7 @@ class GraphAFNet(AutoregressiveFlowNet):
         atom_ll = standard_normal_log_density(z) + log_det
         z, log_det = affine_forward(bond_x, self.bond_flows, c.bond)
         bond_ll = standard_normal_log_density(z) + log_det
-        return c.total(atom_ll, bond_ll)
+        return c, atom_ll, bond_ll
 
 
 class GraphAF(AutoregressiveFlow):

@@ -38,17 +38,10 @@ from torch import Tensor, nn
 from dig.errors import TrainingError
 from dig.tracks.generation.autoregressive import (
     EDGE_TYPES,
-    NO_BOND,
     AutoregressiveFlow,
     AutoregressiveFlowNet,
-    bfs_order,
-    generation_steps,
-    max_valences,
 )
 from dig.tracks.generation.graphs import AtomVocabulary, graph_to_mol
-
-__all__ = ["NO_BOND", "GraphDF", "GraphDFNet", "bfs_order", "build_graphdf", "generation_steps", "max_valences",
-           "modulo_shift", "straight_through_argmax"]
 
 
 def modulo_shift(tokens: Tensor, shift: Tensor, sign: int = 1) -> Tensor:
@@ -92,19 +85,9 @@ class GraphDFNet(AutoregressiveFlowNet):
         self.atom_base = nn.Parameter(torch.randn(max_atoms, atom_types))
         self.bond_base = nn.Parameter(torch.randn(self.bond_positions, EDGE_TYPES))
 
-    def log_likelihood(self, atoms: Tensor, bonds: Tensor, sizes: Tensor,
-                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Sum of log p_Z(z) over the real tokens of each molecule and their count (no noise is drawn: the
-        shifts are bijections of the discrete tokens). Shapes as ``contexts``."""
-        contexts, atom_ll, bond_ll = self._token_terms(atoms, bonds, sizes)
-        return contexts.total(atom_ll, bond_ll)
-
-    def token_log_likelihoods(self, atoms: Tensor, bonds: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
-        """log p of every token [B, S] in generation order (0 where a molecule has no token) and which are real."""
-        contexts, atom_ll, bond_ll = self._token_terms(atoms, bonds, sizes)
-        return contexts.per_token(atom_ll, bond_ll), contexts.token_real
-
-    def _token_terms(self, atoms: Tensor, bonds: Tensor, sizes: Tensor):
+    def token_terms(self, atoms: Tensor, bonds: Tensor, sizes: Tensor, generator: torch.Generator | None = None):
+        """log p_Z(z) of every atom and bond token (no noise is drawn: the shifts are bijections of the discrete
+        tokens). Shapes as ``contexts``."""
         c = self.contexts(atoms, bonds, sizes)
         z = F.one_hot(atoms[:, c.atom_row].clamp(min=0), self.atom_types).to(torch.float32)  # [B, Sa, T]
         for net in self.atom_shifts:
