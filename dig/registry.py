@@ -78,7 +78,7 @@ class Registry:
         3D track options (``meta``): ``evaluator="mae"`` (the evaluator's registered name);
         ``train={budget: {...}}``: training settings for jobs on this dataset, any ``TrainConfig`` field
         (``epochs`` SchNet-equivalent, ``batch_size``, ``lr``, ``forces_weight`` rho > 0 trains on forces) plus
-        ``min_epochs`` (no model trains fewer); a budget missing from ``train`` falls back to its ``default``
+        ``min_epochs`` (no model trains fewer; it breaks equal time, so the built-in datasets set none); a budget missing from ``train`` falls back to its ``default``
         entry. A dataset with forces must set ``forces_weight`` in every budget it runs in."""
         return self.add("dataset", name, obj, track=track, summary=summary, **meta)
 
@@ -88,7 +88,8 @@ class Registry:
         3D track options (``meta``): ``hparams={budget: {...}}``, keyword arguments of the factory
         ``build(stats: TargetStats, **hparams) -> nn.Module`` per budget (``default`` is the fallback);
         ``relative_cost``: CPU time per training molecule over dig's SchNet at the default sizes, a number or
-        ``{"energy": c, "forces": c}`` per dataset kind (measure it with ``dig measure-cost NAME``);
+        ``{"energy": c, "forces": c}`` per dataset kind, to which dataset names may be added where one differs
+        (``{"energy": 7.8, "forces": 8.2, "xtb-ethanol": 5.7}``; measure it with ``dig measure-cost NAME``);
         ``train={budget: {...}}``: ``TrainConfig`` overrides for this model (e.g. its learning rate);
         ``dataset_kinds=("forces",)``: the dataset kinds it applies to (others are skipped by default);
         ``departures=("...",)``: where it differs from the published model, shown with the leaderboard (a model

@@ -295,3 +295,32 @@ def test_energy_offset_is_the_median_training_residual(setup):
     np.testing.assert_allclose(shifted.y[:, 0], pred.y[:, 0] + offset)
     np.testing.assert_allclose(shifted.y[:, 1], pred.y[:, 1])
     assert np.median(ref.y[:, 0] - shifted.y[:, 0]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_fraction_of_an_epoch_trains_that_share_of_the_steps_on_a_full_schedule(setup):
+    """Equal-time budgets give a costly model part of an epoch: 0.5 of 8 batches is 4 optimiser steps, the
+    cosine schedule ends at its floor at step 4, and the model is validated once, at the end."""
+    from dig.tracks.threed.train import TrainConfig, fit
+
+    stats, _, molecules, split, columns, loss_scale = setup
+    torch.manual_seed(0)
+    model = build_schnet(stats, hidden=8, filters=8, interactions=1, num_gaussians=8, cutoff=5.0)
+    train = MoleculeLoader(molecules, split["train"][:64], columns, batch_size=8, shuffle=True)
+    valid = MoleculeLoader(molecules, split["valid"][:16], columns, batch_size=8)
+    rates, step = [], torch.optim.Adam.step
+
+    def counting_step(optimizer, *args, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return step(optimizer, *args, **kwargs)
+
+    config = TrainConfig(epochs=0.5, batch_size=8, lr=1e-2, warmup_epochs=0.125)
+    torch.optim.Adam.step = counting_step
+    try:
+        result = fit(model, train, valid, loss_scale.numpy(), config, "schnet")
+    finally:
+        torch.optim.Adam.step = step
+    assert len(rates) == 4 and result.epochs == 0.5
+    assert [r["epoch"] for r in result.history] == [1] and result.history[0]["molecules"] == 32
+    assert rates[0] < 1e-8  # the warm-up (0.125 of 8 batches: one step) starts from 0
+    cosine = [0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in (1, 2, 3)]  # over 4 steps, not 8
+    np.testing.assert_allclose(rates[1:], 1e-2 * np.array(cosine), rtol=1e-6)

@@ -1,4 +1,4 @@
-"""The 3D track's budgets: equal CPU time per model (relative cost, floor), longest-first ordering, and the
+"""The 3D track's budgets: equal CPU time per model (relative cost, fractional epochs, floor), longest-first ordering, and the
 messages for a bad cost or a target the dataset lacks."""
 
 import pytest
@@ -28,19 +28,33 @@ def _epochs(registry, dataset, model):
 
 
 def test_default_budget_gives_every_model_the_same_cpu_time(registry):
+    """A model of cost c trains epochs / c of the dataset's SchNet-equivalent epochs, a fraction included, so
+    epochs x cost is the same for every model; a dataset's own cost wins over its kind's; warm-up shrinks with
+    the run; a dataset's floor (min_epochs) raises it."""
+    track = registry.get("track", "3d").obj
     assert _epochs(registry, "qm9", "schnet") == 5
-    assert _epochs(registry, "qm9", "comenet") == 2  # ceil(5 / 2.5)
-    assert _epochs(registry, "qm9", "dimenet++") == 1
     assert _epochs(registry, "qm9", "cheap") == 10
+    for dataset, epochs in (("qm9", 5), ("xtb-aspirin", 20), ("xtb-ethanol", 20)):
+        for model in ("comenet", "dimenet++", "spherenet"):
+            entry = registry.get("model", model)
+            cost = entry.meta["relative_cost"].get(dataset, entry.meta["relative_cost"]["energy" if dataset == "qm9" else "forces"])
+            assert _epochs(registry, dataset, model) == pytest.approx(epochs / cost, abs=1e-4)
+    assert _epochs(registry, "xtb-ethanol", "dimenet++") > 1.4 * _epochs(registry, "xtb-aspirin", "dimenet++")
+    assert _epochs(registry, "qm9", "dimenet++") < 1  # part of one epoch
+    config = track.job_config(registry.get("dataset", "qm9"), registry.get("model", "dimenet++"), "default", {})
+    assert config["train"]["warmup_epochs"] == pytest.approx(0.5 * config["train"]["epochs"] / 5, abs=1e-4)
     assert _epochs(registry, "qm9-md-like", "schnet") == 20
-    assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # ceil(20 / 14) = 2, raised to the floor
+    assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # 20 / 10.7 = 1.9, raised to the floor
 
 
 def test_jobs_are_ordered_costliest_first(registry):
     track = registry.get("track", "3d").obj
-    jobs = expand_jobs(registry, BenchSpec(track="3d", datasets=["qm9"], models=["schnet", "spherenet"], seeds=[0]))
-    costs = {job.model: track.job_cost(registry, job) for job in jobs}
-    assert costs["spherenet"] > costs["schnet"]
+    jobs = expand_jobs(registry, BenchSpec(track="3d", datasets=["qm9", "qm9-md-like"], models=["schnet", "spherenet"],
+                                           seeds=[0]))
+    costs = {(job.dataset, job.model): track.job_cost(registry, job) for job in jobs}
+    # equal training time; evaluation (a forward pass per validation and test molecule) costs a triplet model more
+    assert costs[("qm9", "schnet")] < costs[("qm9", "spherenet")] < 1.5 * costs[("qm9", "schnet")]
+    assert costs[("qm9-md-like", "spherenet")] > 2 * costs[("qm9", "spherenet")]  # 5 epochs (floor) against 0.47
 
 
 def test_bad_cost_and_missing_target_name_the_thing_and_the_fix(registry):

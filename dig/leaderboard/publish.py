@@ -67,12 +67,17 @@ BUDGET_CAPTIONS = {
 
 
 def epochs_by_model(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], str]:
-    """(dataset, model, budget) -> the epochs its finished jobs trained ("5", or "3-5" when seeds differ)."""
-    seen: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    """(dataset, model, budget) -> the epochs its finished jobs trained ("5", "0.65", or "3-5" when seeds differ)."""
+    seen: dict[tuple[str, str, str], set[float]] = defaultdict(set)
     for row in rows:
-        if row["status"] == "ok" and row["epochs"].isdigit():
-            seen[(row["dataset"], row["model"], row["budget"])].add(int(row["epochs"]))
-    return {key: str(min(v)) if len(v) == 1 else f"{min(v)}-{max(v)}" for key, v in seen.items()}
+        try:
+            epochs = float(row["epochs"])
+        except ValueError:
+            continue
+        if row["status"] == "ok" and math.isfinite(epochs):
+            seen[(row["dataset"], row["model"], row["budget"])].add(epochs)
+    shown = lambda value: f"{value:.3g}"  # noqa: E731
+    return {key: shown(min(v)) if len(v) == 1 else f"{shown(min(v))}-{shown(max(v))}" for key, v in seen.items()}
 
 
 def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str, str, str], str],

@@ -26,7 +26,7 @@ class Metric:
 @dataclass
 class JobOutcome:
     metrics: list[Metric]
-    epochs: int
+    epochs: float  # epochs trained (a fraction where an equal-time budget gives part of one)
     params: int
     train_s: float
     eval_s: float

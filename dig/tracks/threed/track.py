@@ -37,10 +37,12 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
 }
 
 
-# Budgets in which every model gets about the same CPU time on a dataset: the dataset's "train" epochs are
-# SchNet-equivalent, and a model with ``relative_cost`` c (its CPU time per molecule over SchNet's, measured at
-# the default sizes) trains for max(min_epochs, ceil(epochs / c)) epochs; ``min_epochs`` (dataset, default 1)
-# is the floor below which a model cannot learn the task at all. The paper budget trains everyone equally long.
+# Budgets in which every model gets the same CPU time on a dataset: the dataset's "train" epochs and warm-up
+# are SchNet-equivalent, and a model with ``relative_cost`` c (its CPU time per molecule over SchNet's, measured
+# at the default sizes) trains for max(min_epochs, epochs / c) epochs, a fraction of an epoch included (its
+# cosine schedule and warm-up shrink with it); ``min_epochs`` (dataset, default 0: none) is a floor below which
+# a model could not learn the task at all, which buys it more time than the others. The paper budget trains
+# everyone equally many epochs.
 EQUAL_TIME_BUDGETS = ("smoke", "default")
 # Budgets that train one model per target, as the papers do (the others train every target jointly).
 PER_TARGET_BUDGETS = ("paper",)
@@ -100,11 +102,12 @@ class ThreeDTrack:
         molecules = dataset.obj.load()
         split = dataset.obj.split(budget, len(molecules))
         dataset_train = per_budget(dataset.meta, "train", budget)
-        min_epochs = int(dataset_train.pop("min_epochs", 1))
+        min_epochs = float(dataset_train.pop("min_epochs", 0))
         train = replace(TRAIN_CONFIGS[budget], **dataset_train)
-        cost = declared_cost(model, dataset_kind(dataset, budget))
+        cost = declared_cost(model, dataset_kind(dataset, budget), dataset.name)
         if budget in EQUAL_TIME_BUDGETS:
-            train = replace(train, epochs=max(min_epochs, math.ceil(train.epochs / cost)))
+            epochs = max(min_epochs, train.epochs / cost)
+            train = replace(train, epochs=round(epochs, 4), warmup_epochs=round(train.warmup_epochs * epochs / train.epochs, 4))
         train = replace(train, **per_budget(model.meta, "train", budget))
         targets = self._targets(dataset, options)
         config = {
@@ -127,10 +130,14 @@ class ThreeDTrack:
         return measure_relative_cost(registry, model, dataset, batch_size=int(batch_size))
 
     def job_cost(self, registry: Registry, job) -> float:
-        """Rough CPU time of ``job`` (for longest-first scheduling): molecule passes x atoms x model cost."""
+        """Rough CPU time of ``job`` (for longest-first scheduling): molecule passes x atoms x model cost, where a
+        training pass counts 1 (3 with forces) and an evaluation pass (validation after every epoch, validation
+        and test at the end) 1/3 (1 with forces)."""
         molecules = registry.get("dataset", job.dataset, track=self.name).obj.load()
-        train = job.config["train"]
-        passes = job.config["split"]["train"] * train["epochs"] * (3.0 if train["forces_weight"] > 0 else 1.0)
+        train, split = job.config["train"], job.config["split"]
+        forces = train["forces_weight"] > 0
+        evaluated = split["valid"] * (math.ceil(train["epochs"]) + 1) + split["test"]
+        passes = split["train"] * train["epochs"] * (3.0 if forces else 1.0) + evaluated * (1.0 if forces else 1 / 3)
         return passes * int(molecules.ptr[-1]) / max(len(molecules), 1) * job.config.get("relative_cost", 1.0)
 
     def run_job(
@@ -195,7 +202,7 @@ class ThreeDTrack:
                                    for g, r in enumerate(results)}
         return JobOutcome(
             metrics=metrics,
-            epochs=results[0].epochs,
+            epochs=_whole_if_integral(round(results[0].epochs, 4)),
             params=params,
             train_s=sum(r.train_s for r in results),
             eval_s=eval_s,
@@ -206,3 +213,8 @@ class ThreeDTrack:
 def _shifted(on_epoch, group: int, groups: int, epochs: int):
     """Progress of target ``group`` of ``groups`` trained one after another, as epochs of the whole job."""
     return lambda epoch, total, record: on_epoch(group * epochs + epoch, groups * epochs, record)
+
+
+def _whole_if_integral(epochs: float) -> float | int:
+    """``5`` for five whole epochs (as records always wrote them), ``0.6452`` for part of one."""
+    return int(epochs) if float(epochs).is_integer() else epochs
