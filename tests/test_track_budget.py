@@ -32,9 +32,9 @@ def test_default_budget_gives_every_model_the_same_cpu_time(registry):
     epochs x cost is the same for every model; a dataset's own cost wins over its kind's; warm-up shrinks with
     the run; a dataset's floor (min_epochs) raises it."""
     track = registry.get("track", "3d").obj
-    assert _epochs(registry, "qm9", "schnet") == 5
-    assert _epochs(registry, "qm9", "cheap") == 10
-    for dataset, epochs in (("qm9", 5), ("xtb-aspirin", 20), ("xtb-ethanol", 20)):
+    assert _epochs(registry, "qm9", "schnet") == 4
+    assert _epochs(registry, "qm9", "cheap") == 8
+    for dataset, epochs in (("qm9", 4), ("xtb-aspirin", 10), ("xtb-ethanol", 10)):
         for model in ("comenet", "dimenet++", "spherenet"):
             entry = registry.get("model", model)
             cost = entry.meta["relative_cost"].get(dataset, entry.meta["relative_cost"]["energy" if dataset == "qm9" else "forces"])
@@ -42,7 +42,7 @@ def test_default_budget_gives_every_model_the_same_cpu_time(registry):
     assert _epochs(registry, "xtb-ethanol", "dimenet++") > 1.4 * _epochs(registry, "xtb-aspirin", "dimenet++")
     assert _epochs(registry, "qm9", "dimenet++") < 1  # part of one epoch
     config = track.job_config(registry.get("dataset", "qm9"), registry.get("model", "dimenet++"), "default", {})
-    assert config["train"]["warmup_epochs"] == pytest.approx(0.5 * config["train"]["epochs"] / 5, abs=1e-4)
+    assert config["train"]["warmup_epochs"] == pytest.approx(0.4 * config["train"]["epochs"] / 4, abs=1e-4)
     assert _epochs(registry, "qm9-md-like", "schnet") == 20
     assert _epochs(registry, "qm9-md-like", "spherenet") == 5  # 20 / 10.7 = 1.9, raised to the floor
 
