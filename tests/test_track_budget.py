@@ -18,6 +18,8 @@ def registry():
         registry.add_model("cheap", registry.get("model", "schnet").obj, track="3d", summary="cost 0.5",
                            relative_cost=0.5)
         registry.add_model("free", registry.get("model", "schnet").obj, track="3d", summary="bad", relative_cost=0)
+        registry.add_model("typo", registry.get("model", "schnet").obj, track="3d", summary="bad",
+                           relative_cost={"energi": 2.0, "xtb-ethanol": 3.0})
     return registry
 
 
@@ -61,6 +63,9 @@ def test_bad_cost_and_missing_target_name_the_thing_and_the_fix(registry):
     track = registry.get("track", "3d").obj
     with pytest.raises(DigError, match=r"'free' \(plugin 'test'\) declares relative_cost=0"):
         track.job_config(registry.get("dataset", "qm9"), registry.get("model", "free"), "default", {})
+    with pytest.raises(DigError, match=r"'typo' \(plugin 'test'\) declares relative_cost for \['energi'\], neither a "
+                                       r"dataset kind \(energy, forces\) nor a registered 3D dataset"):
+        track.job_config(registry.get("dataset", "qm9"), registry.get("model", "typo"), "default", {})
     with pytest.raises(UnknownNameError, match=r"dataset 'qm9'.*'U1'.*--datasets"):
         track.job_config(registry.get("dataset", "qm9"), registry.get("model", "schnet"), "default", {"targets": ["U1"]})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,16 @@ def dataset_kind(dataset: Entry, budget: str) -> str:
     return "forces" if train.get("forces_weight", 0.0) > 0 else "energy"
 
 
-def declared_cost(model: Entry, kind: str, dataset: str | None = None) -> float:
-    """The model's declared relative cost on ``dataset``, else for its kind (1.0 when it declares neither)."""
+def declared_cost(model: Entry, kind: str, dataset: str | None = None, known_datasets: Collection[str] = ()) -> float:
+    """The model's declared relative cost on ``dataset``, else for its kind (1.0 when it declares neither). A
+    mapping's keys must be dataset kinds or names among ``known_datasets``."""
     cost = model.meta.get("relative_cost", 1.0)
     if isinstance(cost, Mapping):
+        unknown = sorted(set(cost) - set(DATASET_KINDS) - set(known_datasets))
+        if unknown:
+            raise DigError(f"model {model.name!r} (plugin {model.plugin!r}) declares relative_cost for {unknown}, "
+                           f"neither a dataset kind ({', '.join(DATASET_KINDS)}) nor a registered 3D dataset; "
+                           "fix the key (see `dig list --kind dataset --track 3d`)")
         cost = cost.get(dataset, cost.get(kind, 1.0)) if dataset is not None else cost.get(kind, 1.0)
     try:
         value = float(cost)

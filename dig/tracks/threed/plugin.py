@@ -112,7 +112,7 @@ DEPARTURES["comenet-smooth"] = (
 
 @hookimpl
 def dig_register(registry: Registry) -> None:
-    track = ThreeDTrack()
+    track = ThreeDTrack(registry)
     registry.add_track("3d", track, summary="3D molecular graphs: property prediction from atoms and coordinates")
     registry.add_dataset(
         "qm9", QM9(), track="3d", evaluator="mae",

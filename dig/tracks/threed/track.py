@@ -53,6 +53,9 @@ class ThreeDTrack:
     name = "3d"
     default_datasets = ("qm9", "xtb-aspirin", "xtb-ethanol")
 
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry  # where it is registered: checks the dataset names in models' relative_cost
+
     def prepare(self, dataset: Entry, budget: str, options: Mapping[str, Any]) -> None:
         """Build or read the dataset, then check it (``validate``) before any job trains on it."""
         problems = self.validate(dataset, budget)
@@ -105,7 +108,8 @@ class ThreeDTrack:
         dataset_train = per_budget(dataset.meta, "train", budget)
         min_epochs = float(dataset_train.pop("min_epochs", 0))
         train = replace(TRAIN_CONFIGS[budget], **dataset_train)
-        cost = declared_cost(model, dataset_kind(dataset, budget), dataset.name)
+        known = self.registry.names("dataset", self.name) if self.registry is not None else (dataset.name,)
+        cost = declared_cost(model, dataset_kind(dataset, budget), dataset.name, known)
         if budget in EQUAL_TIME_BUDGETS:
             epochs = max(min_epochs, train.epochs / cost)
             train = replace(train, epochs=round(epochs, 4), warmup_epochs=round(train.warmup_epochs * epochs / train.epochs, 4))
