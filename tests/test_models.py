@@ -297,7 +297,7 @@ def test_energy_offset_is_the_median_training_residual(setup):
     assert np.median(ref.y[:, 0] - shifted.y[:, 0]) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_a_fraction_of_an_epoch_trains_that_share_of_the_steps_on_a_full_schedule(setup):
+def test_a_fraction_of_an_epoch_trains_that_share_of_the_steps_on_a_full_schedule(setup, monkeypatch):
     """Equal-time budgets give a costly model part of an epoch: 0.5 of 8 batches is 4 optimiser steps, the
     cosine schedule ends at its floor at step 4, and the model is validated once, at the end."""
     from dig.tracks.threed.train import TrainConfig, fit
@@ -314,11 +314,8 @@ def test_a_fraction_of_an_epoch_trains_that_share_of_the_steps_on_a_full_schedul
         return step(optimizer, *args, **kwargs)
 
     config = TrainConfig(epochs=0.5, batch_size=8, lr=1e-2, warmup_epochs=0.125)
-    torch.optim.Adam.step = counting_step
-    try:
-        result = fit(model, train, valid, loss_scale.numpy(), config, "schnet")
-    finally:
-        torch.optim.Adam.step = step
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    result = fit(model, train, valid, loss_scale.numpy(), config, "schnet")
     assert len(rates) == 4 and result.epochs == 0.5
     assert [r["epoch"] for r in result.history] == [1] and result.history[0]["molecules"] == 32
     assert rates[0] < 1e-8  # the warm-up (0.125 of 8 batches: one step) starts from 0

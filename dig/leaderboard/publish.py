@@ -76,8 +76,7 @@ def epochs_by_model(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], st
             continue
         if row["status"] == "ok" and math.isfinite(epochs):
             seen[(row["dataset"], row["model"], row["budget"])].add(epochs)
-    shown = lambda value: f"{value:.3g}"  # noqa: E731
-    return {key: shown(min(v)) if len(v) == 1 else f"{shown(min(v))}-{shown(max(v))}" for key, v in seen.items()}
+    return {key: f"{min(v):.3g}" if len(v) == 1 else f"{min(v):.3g}-{max(v):.3g}" for key, v in seen.items()}
 
 
 def caption(dataset: str, budget: str, models: list[str], epochs: dict[tuple[str, str, str], str],

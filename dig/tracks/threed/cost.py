@@ -45,7 +45,7 @@ def declared_cost(model: Entry, kind: str, dataset: str | None = None, known_dat
             raise DigError(f"model {model.name!r} (plugin {model.plugin!r}) declares relative_cost for {unknown}, "
                            f"neither a dataset kind ({', '.join(DATASET_KINDS)}) nor a registered 3D dataset; "
                            "fix the key (see `dig list --kind dataset --track 3d`)")
-        cost = cost.get(dataset, cost.get(kind, 1.0)) if dataset is not None else cost.get(kind, 1.0)
+        cost = cost.get(dataset, cost.get(kind, 1.0))
     try:
         value = float(cost)
     except (TypeError, ValueError):
