@@ -13,14 +13,21 @@ Sampling: a new atom that bonds to nothing ends the molecule and is dropped (as 
 draw that would exceed an atom's valence is the model's to handle (its valency check); a molecule that needed
 no check counts towards ``validity_without_check``. Training molecules with a bond outside the ``edge_unroll``
 window are left out and counted (DIG drops such bonds silently, training on a different molecule).
+
+Goal-directed use (both papers' section on optimisation): maximum-likelihood pre-training, then PPO fine-tuning
+of the generation policy with the property oracle as the reward (``AutoregressiveFlow.finetune``). Property
+optimisation generates from scratch; constrained optimisation continues each start molecule's BFS prefix
+(``AutoregressiveFlow.continue_from``), as GraphAF's and GraphDF's code do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,6 +51,37 @@ from dig.tracks.generation.selection import BestValidationEpoch
 NO_BOND = len(BOND_ORDERS)  # edge token 3
 EDGE_TYPES = len(BOND_ORDERS) + 1
 VALIDATION_NOISE_SEED = 0  # models whose likelihood draws noise (GraphAF's dequantization) score validation with it
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """PPO fine-tuning of the generation policy (Schulman et al. 2017; the papers' optimisation, our settings):
+    ``iterations`` rounds of ``batch`` rollouts, ``epochs`` Adam steps of ``lr`` on the clipped surrogate (clip
+    ``clip``) per round, a moving reward baseline of decay ``baseline_decay``, ``invalid_reward`` for a molecule
+    RDKit rejects. After tuning: property optimisation draws ``samples`` molecules; constrained optimisation
+    draws ``rollouts`` continuations of each start, each from the start's BFS order with its last
+    0..``modify_size`` - 1 atoms dropped (GraphAF's ``modify_size``: half the rollouts keep the whole start)."""
+
+    iterations: int = 50
+    batch: int = 32
+    epochs: int = 3
+    lr: float = 1e-4
+    clip: float = 0.2
+    baseline_decay: float = 0.9
+    invalid_reward: float = -10.0
+    samples: int = 10_000
+    rollouts: int = 20
+    modify_size: int = 5
+
+
+@dataclass(frozen=True)
+class Prefixes:
+    """Start graphs in generation order that sampling must reproduce before it draws: ``atoms`` [G, N] (-1
+    absent), ``bonds`` [G, N, N], ``keep`` [G] (how many leading atoms are fixed; 0: generate from scratch)."""
+
+    atoms: Tensor
+    bonds: Tensor
+    keep: Tensor
 
 
 def max_valences(vocabulary: AtomVocabulary) -> list[int]:
@@ -246,7 +284,11 @@ class AutoregressiveFlow:
     name = "autoregressive"
 
     def __init__(self, vocabulary: AtomVocabulary, max_atoms: int, edge_unroll: int, epochs: int,
-                 max_steps: int | None, batch_size: int, lr: float, valid_molecules: int, sample_batch: int) -> None:
+                 max_steps: int | None, batch_size: int, lr: float, valid_molecules: int, sample_batch: int,
+                 policy: PolicySettings | None = None) -> None:
+        self.policy = policy or PolicySettings()
+        self.oracle_calls = 0
+        self.finetune_history: list[dict[str, float]] = []
         self.vocabulary, self.max_atoms = vocabulary, max_atoms
         self.edge_unroll = min(edge_unroll, max_atoms - 1)
         self.epochs, self.max_steps, self.batch_size, self.lr = epochs, max_steps, batch_size, lr
@@ -270,6 +312,13 @@ class AutoregressiveFlow:
         """Bond tokens [G] of (i, j) given [h_i, h_j, pooled] and the tokens the valences allow [G, EDGE_TYPES];
         also whether each token was the model's first draw (no valency check needed)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _on_policy(self) -> Iterator[None]:
+        """Sampling temperatures of 1 while the block runs, so that the tokens drawn are scored by the
+        likelihood that drew them (PPO's ratios are on-policy); restored afterwards."""
+        raise NotImplementedError
+        yield
 
     # ---- data
     def _graphs(self, smiles: Sequence[str], source: str) -> tuple[list[MolGraph], dict[str, int]]:
@@ -389,29 +438,45 @@ class AutoregressiveFlow:
         return smiles
 
     @torch.no_grad()
-    def _sample_batch(self, batch: int, generator: torch.Generator) -> tuple[list[MolGraph], Tensor]:
-        """``batch`` molecules at once: every step draws one token for all unfinished molecules."""
+    def _sample_batch(self, batch: int, generator: torch.Generator,
+                      prefixes: Prefixes | None = None) -> tuple[list[MolGraph], Tensor]:
+        """``batch`` molecules at once: every step draws one token for all unfinished molecules. With
+        ``prefixes``, a molecule's first ``keep`` atoms and their bonds are copied, not drawn (constrained
+        optimisation continues a start molecule); a step whose every molecule copies skips the network."""
         net, n = self.net, self.max_atoms
         assert net is not None
         net.eval()
         atoms = torch.full((batch, n), -1, dtype=torch.long)
         bonds = torch.full((batch, n, n), NO_BOND, dtype=torch.long)
+        keep = torch.zeros(batch, dtype=torch.long) if prefixes is None else prefixes.keep
         used = torch.zeros(batch, n, dtype=torch.long)  # valence used per atom
         alive = torch.ones(batch, dtype=torch.bool)
         corrected = torch.zeros(batch, dtype=torch.bool)
         bond_cost = torch.tensor([*BOND_ORDERS, 0])
         for i in range(n):
-            present = atoms >= 0
-            _, pooled = net.embed(atoms, bonds, present)
-            atoms[:, i] = torch.where(alive, self._draw_atoms(pooled, i, generator), -1)
+            copied = i < keep
+            if bool(copied.all()):
+                atoms[:, i] = prefixes.atoms[:, i]
+            else:
+                present = atoms >= 0
+                _, pooled = net.embed(atoms, bonds, present)
+                drawn = self._draw_atoms(pooled, i, generator)
+                if prefixes is not None:
+                    drawn = torch.where(copied, prefixes.atoms[:, i], drawn)
+                atoms[:, i] = torch.where(alive, drawn, -1)
             connected = torch.zeros(batch, dtype=torch.bool)
             for j in range(max(0, i - self.edge_unroll), i):
-                present = atoms >= 0
-                h, pooled = net.embed(atoms, bonds, present)
-                context = torch.cat([h[:, i], h[:, j], pooled], -1)
-                room = torch.minimum(self._capacity(atoms[:, i]) - used[:, i], self._capacity(atoms[:, j]) - used[:, j])
-                allowed = bond_cost.view(1, -1) <= room.view(-1, 1)
-                token, ok = self._draw_bonds(context, i, j, allowed, generator)
+                if bool(copied.all()):
+                    token, ok = prefixes.bonds[:, i, j], torch.ones(batch, dtype=torch.bool)
+                else:
+                    present = atoms >= 0
+                    h, pooled = net.embed(atoms, bonds, present)
+                    context = torch.cat([h[:, i], h[:, j], pooled], -1)
+                    room = torch.minimum(self._capacity(atoms[:, i]) - used[:, i], self._capacity(atoms[:, j]) - used[:, j])
+                    allowed = bond_cost.view(1, -1) <= room.view(-1, 1)
+                    token, ok = self._draw_bonds(context, i, j, allowed, generator)
+                    if prefixes is not None:
+                        token, ok = torch.where(copied, prefixes.bonds[:, i, j], token), ok | copied
                 live = alive & (atoms[:, j] >= 0)
                 token = torch.where(live, token, NO_BOND)
                 corrected |= live & ~ok
@@ -420,9 +485,9 @@ class AutoregressiveFlow:
                 used[:, j] += bond_cost[token]
                 connected |= token != NO_BOND
             if i > 0:
-                ended = alive & ~connected
+                ended = alive & ~connected & ~copied
                 atoms[ended, i] = -1
-                alive &= connected
+                alive &= connected | copied
             if not alive.any():
                 break
         graphs = []
@@ -434,5 +499,165 @@ class AutoregressiveFlow:
             graphs.append(MolGraph(atoms[b, :size].numpy().copy(), edges.numpy().copy()))
         return graphs, corrected
 
+    # ---- goal-directed: PPO fine-tuning, property and constrained optimisation
+    def fit_goal_directed(self, train: list[str], values: Sequence[float], seed: int,
+                          on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
+        """Maximum-likelihood pre-training, as for random generation, on the task's training molecules; every 20th
+        is held out for the validation NLL (the task has no validation split). The labels are not used: the papers
+        optimise with the property oracle during fine-tuning (``optimise``), whose calls are counted."""
+        held_out = set(range(19, len(train), 20))
+        return self.fit([s for k, s in enumerate(train) if k not in held_out], [train[k] for k in sorted(held_out)],
+                        seed, on_epoch)
+
+    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str | None = None,
+                 task: str = "property") -> list[list[str]]:
+        """``task`` "property": PPO fine-tuning with ``target`` of each generated molecule as the reward, then
+        ``policy.samples`` molecules from the tuned model, handed to the starts in equal slices (generation starts
+        from scratch). ``task`` "constrained": PPO with the improvement target(m') - target(m) over continuations
+        of the starts m as the reward, then ``policy.rollouts`` continuations of each start; every
+        ``record_every``-th molecule on the way (after each added atom, as GraphAF's code records) is a
+        candidate. A start that is not one BFS sequence within the window, or has no room for another atom,
+        gets no candidate."""
+        if self.net is None:
+            raise RuntimeError(f"{self.name} must be fitted before optimising")
+        if target is None:
+            raise ValueError(f"{self.name} optimises a named property: pass target (e.g. 'plogp')")
+        if task == "property":
+            self.finetune(target, seed)
+            samples = [s for s in self.sample(self.policy.samples, seed) if s]
+            per_start = -(-len(samples) // max(len(starts), 1))
+            return [samples[k * per_start : (k + 1) * per_start] for k in range(len(starts))]
+        if task != "constrained":
+            raise ValueError(f"{self.name}: unknown optimisation task {task!r} (property or constrained)")
+        usable = self._start_graphs(starts)
+        self.finetune(target, seed, starts=[starts[k] for k in usable])
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.RandomState(seed)
+        candidates: list[list[str]] = [[] for _ in starts]
+        rows = [k for k in usable for _ in range(self.policy.rollouts)]
+        for first in range(0, len(rows), self.sample_batch):
+            chunk = rows[first : first + self.sample_batch]
+            prefixes = self._prefixes([usable[k] for k in chunk], rng)
+            graphs, _ = self._sample_batch(len(chunk), generator, prefixes)
+            for k, graph, keep in zip(chunk, graphs, prefixes.keep.tolist(), strict=True):
+                for size in range(keep + 1, graph.num_atoms + 1):
+                    if (size - keep) % record_every == 0 or size == graph.num_atoms:
+                        smiles = canonical_smiles(graph_to_mol(_first_atoms(graph, size), self.vocabulary))
+                        if smiles:
+                            candidates[k].append(smiles)
+        return [list(dict.fromkeys(found)) for found in candidates]
+
+    def _start_graphs(self, starts: Sequence[str]) -> dict[int, MolGraph]:
+        """Each usable start's graph in canonical generation order (BFS from atom 0), by start index."""
+        usable = {}
+        for k, smiles in enumerate(starts):
+            mol = next(iter_molecules([smiles], ParseReport()))
+            if mol is None:
+                continue
+            try:
+                graph = mol_to_graph(mol, self.vocabulary)
+            except DataError:  # an atom or bond outside the vocabulary
+                continue
+            order = bfs_order(graph, 0)
+            if graph.num_atoms >= self.max_atoms or len(order) < graph.num_atoms:
+                continue
+            rank = self._ranks_in_window(graph, order)
+            if rank is None:
+                continue
+            bonds = np.column_stack([rank[graph.bonds[:, 0]], rank[graph.bonds[:, 1]], graph.bonds[:, 2]])
+            usable[k] = MolGraph(graph.atoms[order], bonds)
+        return usable
+
+    def _prefixes(self, graphs: Sequence[MolGraph], rng: np.random.RandomState) -> Prefixes:
+        """Start graphs as prefixes; each keeps its whole graph with probability 1/2, else drops its last
+        uniform{0..modify_size - 1} atoms (at least one atom stays)."""
+        atoms, bonds, sizes = self._ordered_batch(graphs)
+        drop = np.where(rng.rand(len(graphs)) < 0.5, rng.randint(0, self.policy.modify_size, len(graphs)), 0)
+        keep = torch.clamp(sizes - torch.from_numpy(drop), min=1)
+        positions = torch.arange(self.max_atoms)
+        kept = positions.view(1, -1) < keep.view(-1, 1)
+        atoms = torch.where(kept, atoms, -1)
+        bonds = torch.where(kept.unsqueeze(2) & kept.unsqueeze(1), bonds, NO_BOND)
+        return Prefixes(atoms, bonds, keep)
+
+    def finetune(self, target: str, seed: int, starts: Sequence[str] | None = None) -> list[dict[str, float]]:
+        """PPO (Schulman et al. 2017) on the generation policy, as GraphAF and GraphDF fine-tune: per iteration,
+        ``policy.batch`` molecules are drawn at temperature 1 (``_on_policy``, so the ratios below are on-policy)
+        -- from scratch, or continuing starts drawn uniformly from ``starts`` -- and rewarded with
+        r = target(m') (property), or r = target(m') - target(m) (constrained, m the start), or
+        ``invalid_reward`` if RDKit rejects m'. A = (r - b) / std(r) with b a moving average of the batch means;
+        then ``policy.epochs`` Adam steps on
+
+            L = - sum_t min(rho_t A, clip(rho_t, 1 - eps, 1 + eps) A) / #tokens,   rho_t = p(x_t) / p_old(x_t),
+
+        over every drawn token t (copied prefix tokens are no action and are left out), scored in parallel as in
+        training, batch norm on its running statistics so the policy scored is the one sampled. A model whose
+        likelihood draws noise (GraphAF's dequantization) scores old and new policy on the same noise, so rho
+        compares two densities at one point. A bond redrawn by the valency check is scored under the unmasked
+        distribution. Records the oracle calls (one per rollout) in ``oracle_calls``."""
+        from dig.tracks.generation.properties import property_value
+
+        net, settings = self.net, self.policy
+        assert net is not None
+        net.eval()
+        optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.RandomState(seed)
+        start_graphs = list(self._start_graphs(starts).values()) if starts is not None else None
+        if start_graphs is not None and not start_graphs:
+            raise DataError(f"{self.name}: no start molecule fits the generation order (max_atoms "
+                            f"{self.max_atoms}, edge_unroll {self.edge_unroll})")
+        baseline, history = None, []
+        with self._on_policy():
+            for iteration in range(1, settings.iterations + 1):
+                prefixes, origins = None, None
+                if start_graphs is not None:
+                    picked = rng.randint(len(start_graphs), size=settings.batch)
+                    prefixes = self._prefixes([start_graphs[k] for k in picked], rng)
+                    origins = [graph_to_mol(start_graphs[k], self.vocabulary) for k in picked]
+                graphs, _ = self._sample_batch(settings.batch, generator, prefixes)
+                rewards = []
+                for b, graph in enumerate(graphs):
+                    mol = graph_to_mol(graph, self.vocabulary)
+                    if mol is None:
+                        rewards.append(settings.invalid_reward)
+                        continue
+                    value = property_value(mol, target)
+                    rewards.append(value - property_value(origins[b], target) if origins is not None else value)
+                reward = torch.tensor(rewards, dtype=torch.float32)
+                mean = reward.mean()
+                baseline = mean if baseline is None else settings.baseline_decay * baseline + (1 - settings.baseline_decay) * mean
+                advantage = ((reward - baseline) / (reward.std() + 1e-8)).view(-1, 1)
+                atoms, bonds, sizes = self._ordered_batch(graphs)
+                noise_seed = int(generator.initial_seed()) * 1_000_003 + iteration
+                with torch.no_grad():
+                    old, real = net.token_log_likelihoods(atoms, bonds, sizes, torch.Generator().manual_seed(noise_seed))
+                if prefixes is not None:  # copied tokens are not actions
+                    rows = net.steps[: real.shape[1], 1]
+                    real = real & (rows.view(1, -1) >= prefixes.keep.view(-1, 1))
+                for _ in range(settings.epochs):
+                    new, _ = net.token_log_likelihoods(atoms, bonds, sizes, torch.Generator().manual_seed(noise_seed))
+                    ratio = torch.exp(new - old)
+                    surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
+                    loss = -(surrogate * real).sum() / real.sum().clamp(min=1)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"{self.name}: PPO loss became {loss.item()} at iteration {iteration}; "
+                                            f"lower ppo_lr (now {settings.lr})")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                kind = "improvement" if origins is not None else "mean"
+                history.append({"iteration": iteration, f"{kind}_{target}": float(mean),
+                                f"best_{target}": float(reward.max())})
+        self.oracle_calls = settings.iterations * settings.batch
+        self.finetune_history = history
+        return history
+
     def _capacity(self, atom_types: Tensor) -> Tensor:
         return torch.where(atom_types >= 0, self.valences[atom_types.clamp(min=0)], 0)
+
+
+def _first_atoms(graph: MolGraph, size: int) -> MolGraph:
+    """The molecule after the first ``size`` atoms of a graph in generation order, with their bonds."""
+    bonds = graph.bonds[(graph.bonds[:, 0] < size) & (graph.bonds[:, 1] < size)] if len(graph.bonds) else graph.bonds
+    return MolGraph(graph.atoms[:size], bonds)

@@ -49,8 +49,9 @@ class TrainSampler:
         self._train, self._values = list(train), np.asarray(values, dtype=np.float64)
         return {}
 
-    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str = "plogp") -> list[list[str]]:
-        """Per start: the 3 best training molecules, then its ``neighbours`` most similar training molecules of
+    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str = "plogp",
+                 task: str = "property") -> list[list[str]]:
+        """Either ``task``, per start: the 3 best training molecules, then its ``neighbours`` most similar training molecules of
         higher ``target`` value than the start (a start that does not parse gets the 3 best only)."""
         from rdkit import Chem, DataStructs
 

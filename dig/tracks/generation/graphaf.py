@@ -19,6 +19,11 @@ z_{k-1} = z_k exp(-s_k) - t_k, and takes the argmax category. Valency check (the
 would exceed an atom's valence is drawn again from a fresh z, up to ``bond_resamples`` times, after which it is
 "no bond"; a molecule that needed no redraw counts towards ``validity_without_check``.
 
+Property and constrained optimisation (the paper's section 4.3): maximum-likelihood pre-training, then PPO
+fine-tuning of the generation policy with the property oracle as the reward (``AutoregressiveFlow.finetune``,
+shared with GraphDF; its settings are ours). The policy's log-likelihood of a drawn token is the flow's density of
+that token dequantized, old and new policy scored on the same noise.
+
 Configuration: the constructor's defaults are DIG's published GraphAF configuration (R-GCN 3 x 128, 12 flow
 layers, edge_unroll 12, c = 0.9, Adam 1e-3, batches of 32, sampling temperature 0.75, 50 redraws); its training
 epochs are ours (10, as GraphDF here), with the epoch of lowest validation NLL kept.
@@ -26,7 +31,9 @@ epochs are ours (10, as GraphDF here), with the epoch of lowest validation NLL k
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +44,7 @@ from dig.tracks.generation.autoregressive import (
     NO_BOND,
     AutoregressiveFlow,
     AutoregressiveFlowNet,
+    PolicySettings,
 )
 from dig.tracks.generation.graphs import AtomVocabulary
 
@@ -115,14 +123,27 @@ class GraphAF(AutoregressiveFlow):
     def __init__(self, vocabulary: AtomVocabulary, max_atoms: int, hidden: int = 128, flows: int = 12,
                  rgcn_layers: int = 3, edge_unroll: int = 12, epochs: int = 10, max_steps: int | None = None,
                  batch_size: int = 32, lr: float = 1e-3, dequantization: float = 0.9, temperature: float = 0.75,
-                 bond_resamples: int = 50, valid_molecules: int = 1000, sample_batch: int = 500) -> None:
+                 bond_resamples: int = 50, valid_molecules: int = 1000, sample_batch: int = 500,
+                 ppo_iterations: int = 50, ppo_batch: int = 32, ppo_epochs: int = 3, ppo_lr: float = 1e-4,
+                 ppo_clip: float = 0.2, baseline_decay: float = 0.9, invalid_reward: float = -10.0,
+                 optimise_samples: int = 10_000, optimise_rollouts: int = 20, modify_size: int = 5) -> None:
+        policy = PolicySettings(ppo_iterations, ppo_batch, ppo_epochs, ppo_lr, ppo_clip, baseline_decay, invalid_reward,
+                                optimise_samples, optimise_rollouts, modify_size)
         super().__init__(vocabulary, max_atoms, edge_unroll, epochs, max_steps, batch_size, lr, valid_molecules,
-                         sample_batch)
+                         sample_batch, policy)
         self.hparams = {"hidden": hidden, "flows": flows, "rgcn_layers": rgcn_layers, "dequantization": dequantization}
         self.temperature, self.bond_resamples = temperature, bond_resamples
 
     def _build_net(self) -> GraphAFNet:
         return GraphAFNet(len(self.vocabulary), self.max_atoms, self.edge_unroll, **self.hparams)
+
+    @contextlib.contextmanager
+    def _on_policy(self) -> Iterator[None]:
+        temperature, self.temperature = self.temperature, 1.0
+        try:
+            yield
+        finally:
+            self.temperature = temperature
 
     def _latent(self, rows: int, categories: int, generator: torch.Generator) -> Tensor:
         return self.temperature * torch.randn((rows, categories), generator=generator)

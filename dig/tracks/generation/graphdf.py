@@ -21,27 +21,27 @@ from the paper: padding atoms are masked out of the sum pooling (DIG's BatchNorm
 non-zero embeddings that enter the sum), the loss is the mean over real tokens only, and training molecules
 with a bond outside the ``edge_unroll`` window are left out and counted.
 
-Property optimisation (the paper's): maximum-likelihood pre-training, then PPO fine-tuning of the generation
-policy with the property oracle as the reward (``GraphDF.finetune``; its settings are ours). Constrained
-optimisation (generation continued from each start molecule) is not written.
+Property and constrained optimisation (the paper's): maximum-likelihood pre-training, then PPO fine-tuning of
+the generation policy with the property oracle as the reward (``AutoregressiveFlow.finetune``; its settings are
+ours); constrained optimisation continues each start molecule's BFS prefix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dig.errors import TrainingError
 from dig.tracks.generation.autoregressive import (
     EDGE_TYPES,
     AutoregressiveFlow,
     AutoregressiveFlowNet,
+    PolicySettings,
 )
-from dig.tracks.generation.graphs import AtomVocabulary, graph_to_mol
+from dig.tracks.generation.graphs import AtomVocabulary
 
 
 def modulo_shift(tokens: Tensor, shift: Tensor, sign: int = 1) -> Tensor:
@@ -116,95 +116,26 @@ class GraphDF(AutoregressiveFlow):
                  atom_temperature: float = 1 / 0.35, bond_temperature: float = 0.23, valid_molecules: int = 1000,
                  sample_batch: int = 500, ppo_iterations: int = 50, ppo_batch: int = 32, ppo_epochs: int = 3,
                  ppo_lr: float = 1e-4, ppo_clip: float = 0.2, baseline_decay: float = 0.9,
-                 invalid_reward: float = -10.0, optimise_samples: int = 10_000) -> None:
+                 invalid_reward: float = -10.0, optimise_samples: int = 10_000, optimise_rollouts: int = 20,
+                 modify_size: int = 5) -> None:
+        policy = PolicySettings(ppo_iterations, ppo_batch, ppo_epochs, ppo_lr, ppo_clip, baseline_decay, invalid_reward,
+                                optimise_samples, optimise_rollouts, modify_size)
         super().__init__(vocabulary, max_atoms, edge_unroll, epochs, max_steps, batch_size, lr, valid_molecules,
-                         sample_batch)
+                         sample_batch, policy)
         self.hparams = {"hidden": hidden, "flows": flows, "rgcn_layers": rgcn_layers}
         self.atom_temperature, self.bond_temperature = atom_temperature, bond_temperature
-        self.ppo_iterations, self.ppo_batch, self.ppo_epochs = ppo_iterations, ppo_batch, ppo_epochs
-        self.ppo_lr, self.ppo_clip, self.baseline_decay = ppo_lr, ppo_clip, baseline_decay
-        self.invalid_reward, self.optimise_samples = invalid_reward, optimise_samples
-        self.oracle_calls = 0
-        self.finetune_history: list[dict[str, float]] = []
 
     def _build_net(self) -> GraphDFNet:
         return GraphDFNet(len(self.vocabulary), self.max_atoms, self.edge_unroll, **self.hparams)
 
-    # ---- goal-directed: the paper's property optimisation
-    def fit_goal_directed(self, train: list[str], values: Sequence[float], seed: int,
-                          on_epoch: Callable[[int, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
-        """Maximum-likelihood pre-training, as for random generation, on the task's training molecules; every 20th
-        is held out for the validation NLL (the task has no validation split). The labels are not used: the paper
-        optimises with the property oracle during fine-tuning (``optimise``), whose calls are counted."""
-        held_out = set(range(19, len(train), 20))
-        return self.fit([s for k, s in enumerate(train) if k not in held_out], [train[k] for k in sorted(held_out)],
-                        seed, on_epoch)
-
-    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str | None = None) -> list[list[str]]:
-        """Property optimisation: PPO fine-tuning with ``target`` of each generated molecule as the reward
-        (``finetune``), then ``optimise_samples`` molecules from the tuned model. GraphDF generates from scratch,
-        so the starts only receive the samples in equal slices (``record_every`` does not apply)."""
-        if self.net is None:
-            raise RuntimeError("graphdf must be fitted before optimising")
-        if target is None:
-            raise ValueError("graphdf optimises a named property: pass target (e.g. 'plogp')")
-        self.finetune(target, seed)
-        samples = [s for s in self.sample(self.optimise_samples, seed) if s]
-        per_start = -(-len(samples) // max(len(starts), 1))
-        return [samples[k * per_start : (k + 1) * per_start] for k in range(len(starts))]
-
-    def finetune(self, target: str, seed: int) -> list[dict[str, float]]:
-        """PPO (Schulman et al. 2017) on the generation policy, as the paper fine-tunes GraphDF: per iteration,
-        ``ppo_batch`` molecules are drawn (temperature 1, so the ratios below are on-policy), rewarded with
-        r = property(molecule) (``invalid_reward`` if RDKit rejects it), A = (r - b) / std(r) with b a moving
-        average of the batch means (decay ``baseline_decay``); then ``ppo_epochs`` Adam steps on
-
-            L = - sum_t min(rho_t A, clip(rho_t, 1 - eps, 1 + eps) A) / #tokens,   rho_t = p(x_t) / p_old(x_t),
-
-        over every token t of the drawn molecules (their log-likelihoods scored in parallel, as in training;
-        batch norm on its running statistics so the policy scored is the one sampled). A bond redrawn by the
-        valency check is scored under the unmasked distribution. Records the oracle calls in ``oracle_calls``."""
-        from dig.tracks.generation.properties import property_value
-
-        net = self.net
-        assert net is not None
-        net.eval()
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.ppo_lr)
-        generator = torch.Generator().manual_seed(seed)
+    @contextlib.contextmanager
+    def _on_policy(self) -> Iterator[None]:
         temperatures = self.atom_temperature, self.bond_temperature
         self.atom_temperature = self.bond_temperature = 1.0
-        baseline, history = None, []
         try:
-            for iteration in range(1, self.ppo_iterations + 1):
-                graphs, _ = self._sample_batch(self.ppo_batch, generator)
-                rewards = []
-                for graph in graphs:
-                    mol = graph_to_mol(graph, self.vocabulary)
-                    rewards.append(property_value(mol, target) if mol is not None else self.invalid_reward)
-                reward = torch.tensor(rewards, dtype=torch.float32)
-                mean = reward.mean()
-                baseline = mean if baseline is None else self.baseline_decay * baseline + (1 - self.baseline_decay) * mean
-                advantage = ((reward - baseline) / (reward.std() + 1e-8)).view(-1, 1)
-                atoms, bonds, sizes = self._ordered_batch(graphs)
-                with torch.no_grad():
-                    old, _ = net.token_log_likelihoods(atoms, bonds, sizes)
-                for _ in range(self.ppo_epochs):
-                    new, real = net.token_log_likelihoods(atoms, bonds, sizes)
-                    ratio = torch.exp(new - old)
-                    surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - self.ppo_clip, 1 + self.ppo_clip) * advantage)
-                    loss = -(surrogate * real).sum() / real.sum()
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"graphdf: PPO loss became {loss.item()} at iteration {iteration}; "
-                                            f"lower ppo_lr (now {self.ppo_lr})")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                history.append({"iteration": iteration, f"mean_{target}": float(mean), f"best_{target}": float(reward.max())})
+            yield
         finally:
             self.atom_temperature, self.bond_temperature = temperatures
-        self.oracle_calls = self.ppo_iterations * self.ppo_batch
-        self.finetune_history = history
-        return history
 
     def _draw_atoms(self, pooled: Tensor, i: int, generator: torch.Generator) -> Tensor:
         """x = (z - shift) mod t with z ~ softmax(base_i / temperature)."""

@@ -307,10 +307,12 @@ class GraphEBM:
         self.last_sample = {"validity_without_check_frac": uncorrected / max(count, 1)}
         return smiles
 
-    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str | None = None) -> list[list[str]]:
-        """Property and constrained optimisation (DIG's ``run_prop_optim`` / ``run_cons_optim``): Langevin dynamics
-        under the (goal-directed) energy started from each molecule's one-shot tensors, all starts in one batch,
-        decoded every ``record_every`` steps (``target`` is not needed: the goal is in the energy). Returns, per
+    def optimise(self, starts: Sequence[str], seed: int, record_every: int = 1, target: str | None = None,
+                 task: str = "property") -> list[list[str]]:
+        """Property and constrained optimisation (DIG's ``run_prop_optim`` / ``run_cons_optim``, the same
+        dynamics for either ``task``): Langevin dynamics under the (goal-directed) energy started from each
+        molecule's one-shot tensors, all starts in one batch, decoded every ``record_every`` steps (``target`` is
+        not needed: the goal is in the energy). Returns, per
         start, the distinct valid SMILES it visited (a start too large for the one-shot tensors visits nothing)."""
         if self.net is None:
             raise RuntimeError("graphebm must be fitted before optimising")

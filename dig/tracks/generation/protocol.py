@@ -9,6 +9,9 @@
   A generator may set ``last_sample`` (metric name -> value, higher is better) after sampling, e.g. GraphDF's
   ``validity_without_check_frac``; the track records those beside the MOSES metrics.
 - The evaluator is ``generation_metrics`` (pure, MOSES's definitions; ``metrics.py``).
+- A goal-directed model (meta ``goal_directed``) also has ``fit_goal_directed(train, values, seed, on_epoch=None)``
+  and ``optimise(starts, seed, record_every, target, task) -> list[list[str]]`` (candidate SMILES per start; ``task``
+  "property" or "constrained"), and may set ``oracle_calls`` (property evaluations it made while optimising).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class GenerationTrack:
     def _run_optimisation(self, dataset: Entry, model: Entry, seed: int, config: Mapping[str, Any],
                           on_epoch=None) -> JobOutcome:
         """Goal-directed ``fit_goal_directed(train, values, seed)``, then ``optimise(starts, seed, record_every,
-        target)`` (candidate SMILES per start);
+        target, task)`` (candidate SMILES per start; ``task`` "property" or "constrained");
         scored by ``optimisation.py``. ``oracle_calls_count``: the distinct molecules the evaluator scored to pick
         the result (what an online oracle would have been asked) plus the oracle calls the generator made while
         optimising (its ``oracle_calls``, e.g. GraphDF's PPO rewards); the training labels come with the dataset."""
@@ -103,7 +103,8 @@ class GenerationTrack:
         train_s = time.perf_counter() - start
         starts = task.starts(budget)
         start = time.perf_counter()
-        candidates = generator.optimise(starts, seed, record_every=int(config["record_every"]), target=task.target)
+        candidates = generator.optimise(starts, seed, record_every=int(config["record_every"]), target=task.target,
+                                        task=task.task)
         optimise_s = time.perf_counter() - start
         if len(candidates) != len(starts):
             raise ValueError(f"{model.name}.optimise({len(starts)} starts) returned {len(candidates)} candidate lists")
