@@ -16,6 +16,7 @@ from dig.tracks.generation import properties as P
 from dig.tracks.generation.datasets import MosesPropertySet, Zinc250k, computed_properties
 from dig.tracks.generation.optimisation import (
     best_in_corpus,
+    composition_metrics,
     constrained_optimisation_metrics,
     morgan_count_similarity,
     property_optimisation_metrics,
@@ -63,6 +64,22 @@ def test_property_optimisation_top3_over_distinct_valid_molecules():
     assert metrics["plogp_top3_novel_count"] == 1 and metrics["qed_top3_novel_count"] == 1
     assert "plogp_top3_score" not in metrics and notes == ["plogp_top3_score: only 2 distinct valid molecules",
                                                      "qed_top3_score: only 2 distinct valid molecules"]
+
+
+def test_composition_metrics_by_hand():
+    """Thresholds QED 0.45 and penalized logP -1.5: ethanol (QED 0.407, plogP -1.98) meets neither, cyclodecane
+    (0.478, -1.10) both; an invalid SMILES lowers validity only; a set with no valid molecule is named."""
+    ethanol, cyclodecane = Chem.MolFromSmiles("CCO"), Chem.MolFromSmiles("C1CCCCCCCCC1")
+    thresholds = {"qed": 0.45, "plogp": -1.5}
+    metrics, notes = composition_metrics({"composed": ["CCO", "C1CCCCCCCCC1", "C1CCCCCCCCC1", "xx"],
+                                          "qed_only": ["", "xx"]}, thresholds)
+    assert metrics["composed_validity_frac"] == 0.75
+    assert metrics["composed_qed_mean_score"] == pytest.approx((P.qed(ethanol) + 2 * P.qed(cyclodecane)) / 3)
+    assert metrics["composed_plogp_mean_score"] == pytest.approx(
+        (P.penalized_logp(ethanol) + 2 * P.penalized_logp(cyclodecane)) / 3)
+    assert metrics["composed_all_targets_frac"] == pytest.approx(2 / 3)
+    assert metrics["qed_only_validity_frac"] == 0.0 and "qed_only_qed_mean_score" not in metrics
+    assert notes == ["qed_only: no valid molecule among 2 samples"]
 
 
 def test_constrained_optimisation_by_hand():
@@ -203,3 +220,30 @@ def test_optimisation_tasks_bench_through_the_cli(tmp_path, monkeypatch):
     refused = run_dig("bench", "--track", "generation", "--budget", "smoke", "--seeds", "0", "--datasets",
                       "zinc250k-plogp-constrained", "--models", "char-rnn", "--out", str(tmp_path / "out3"), env=env)
     assert refused.returncode != 0 and "cannot optimise here" in refused.stderr and "CharRNN" in refused.stderr
+
+
+def test_composition_task_benches_through_the_cli(tmp_path, monkeypatch):
+    """GraphEBM trains a QED and a penalized-logP energy, composes them and samples from the sum and from each;
+    train-sampler's composed set is training molecules (the floor); the flows are refused with the reason."""
+    env = {"DIG_CACHE_DIR": str(tmp_path / "cache")}
+    monkeypatch.setenv("DIG_CACHE_DIR", env["DIG_CACHE_DIR"])
+    source = tmp_path / "250k_rndm_zinc_drugs_clean_3.csv"
+    _zinc_fixture(source)
+    assert run_dig("data", "prepare", "zinc250k", "--from", str(source), env=env).returncode == 0
+    out = run_dig("bench", "--track", "generation", "--budget", "smoke", "--seeds", "0", "--datasets",
+                  "zinc250k-qed-plogp-composition", "--models", "graphebm,train-sampler",
+                  "--out", str(tmp_path / "out"), "--workers", "1", env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    records = {r["model"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "out" / "generation").glob("*.json"))}
+    ebm = {m["name"]: m["value"] for m in records["graphebm"]["metrics"]}
+    for part in ("composed", "qed_only", "plogp_only"):
+        assert 0 <= ebm[f"{part}_validity_frac"] <= 1
+    assert set(records["graphebm"]["extra"]["history"]) == {"qed", "plogp"}
+    dataset = Zinc250k()
+    medians = {k: float(np.median(dataset.train_values("smoke", k))) for k in ("qed", "plogp")}
+    assert records["graphebm"]["extra"]["thresholds"] == pytest.approx(medians)
+    floor = {m["name"]: m["value"] for m in records["train-sampler"]["metrics"]}
+    assert floor["composed_validity_frac"] == 1.0 and 0 < floor["composed_all_targets_frac"] < 1
+    refused = run_dig("bench", "--track", "generation", "--budget", "smoke", "--seeds", "0", "--datasets",
+                      "zinc250k-qed-plogp-composition", "--models", "graphdf", "--out", str(tmp_path / "o2"), env=env)
+    assert refused.returncode != 0 and "composition adds energies" in refused.stderr

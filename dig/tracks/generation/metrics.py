@@ -93,17 +93,20 @@ def morgan_fingerprints(smiles: Sequence[str]) -> np.ndarray:
 def aggregated_tanimoto(reference: np.ndarray, generated: np.ndarray, agg: str = "max", p: float = 1.0,
                         batch: int = 4096) -> np.ndarray:
     """Per generated fingerprint: max (or (mean of T^p)^(1/p)) of its Tanimoto similarity over ``reference``;
-    computed as blocks of dense products (intersection = x . y, union = |x| + |y| - x . y; 0/0 counts as 1)."""
+    computed as blocks of dense products (intersection = x . y, union = |x| + |y| - x . y; 0/0 counts as 1).
+    Intersections are integer sums, exact in float32, so each similarity is one correctly rounded division
+    whatever the blocking."""
     result = np.zeros(len(generated)) if agg == "max" else np.zeros(len(generated), dtype=np.float64)
     gen = torch.from_numpy(generated.astype(np.float32))
     gen_bits = gen.sum(1)
     for start in range(0, len(reference), batch):
         ref = torch.from_numpy(reference[start:start + batch].astype(np.float32))
         inter = ref @ gen.T
-        union = ref.sum(1, keepdim=True) + gen_bits.unsqueeze(0) - inter
-        sim = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+        union = ref.sum(1, keepdim=True) + gen_bits.unsqueeze(0)
+        union.sub_(inter)
+        sim = inter.div_(union).nan_to_num_(nan=1.0)  # 0/0: two empty fingerprints
         if agg == "max":
-            result = np.maximum(result, sim.max(0).values.numpy())
+            result = np.maximum(result, sim.amax(0).numpy())
         else:
             result += (sim.double() ** p).sum(0).numpy()
     if agg == "mean":
@@ -232,19 +235,50 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
+class DistinctMolecules:
+    """V as its distinct molecules in order of first appearance (``smiles``) and, for each molecule of V, the
+    index of its distinct molecule (``inverse``): per-molecule work runs once per distinct molecule and is
+    expanded back to V, so every mean over V keeps its duplicates and its order."""
+
+    def __init__(self, valid: Sequence[str]) -> None:
+        index: dict[str, int] = {}
+        self.inverse = np.array([index.setdefault(s, len(index)) for s in valid], dtype=np.int64)
+        self.smiles = list(index)
+        self.counts = np.bincount(self.inverse, minlength=len(self.smiles))
+
+    def counted(self, per_molecule) -> Counter:
+        """Sum over V of ``per_molecule(smiles)`` (a Counter), each distinct molecule weighted by its count; keys
+        in the order a pass over V would first meet them."""
+        total: Counter = Counter()
+        for smiles, count in zip(self.smiles, self.counts.tolist(), strict=True):
+            for key, value in per_molecule(smiles).items():
+                total[key] += value * count
+        return total
+
+
+def chemnet_activations(smiles: Sequence[str]) -> np.ndarray:
+    """ChemNet's penultimate activations [n, 512] (fcd-torch, CPU)."""
+    from fcd_torch import FCD
+
+    return FCD(device="cpu", n_jobs=1, batch_size=512).get_predictions(list(smiles))
+
+
 def distribution_metrics(valid: Sequence[str], references: Sequence[Reference],
-                         fps: np.ndarray | None = None) -> dict[str, float]:
+                         fps: np.ndarray | None = None, distinct: DistinctMolecules | None = None) -> dict[str, float]:
     """FCD, SNN, Frag and Scaf of V against each reference, named ``<metric>_<reference>_<unit>``; ``fps``:
-    V's Morgan fingerprints when already computed."""
+    the Morgan fingerprints of ``distinct``'s molecules when already computed."""
     out: dict[str, float] = {}
     if not valid:
         return out
-    mu, sigma = chemnet_statistics(valid)
-    fps = morgan_fingerprints(valid) if fps is None else fps
-    frag, scaf = fragments(valid), scaffolds(valid)
+    distinct = distinct or DistinctMolecules(valid)
+    activations = chemnet_activations(distinct.smiles)[distinct.inverse]
+    mu, sigma = activations.mean(0), np.cov(activations.T)  # as fcd-torch's precalc
+    fps = morgan_fingerprints(distinct.smiles) if fps is None else fps
+    frag = distinct.counted(lambda s: fragments([s]))
+    scaf = distinct.counted(lambda s: scaffolds([s]))
     for ref in references:
         out[f"fcd_{ref.name}_dist"] = frechet_distance(mu, sigma, ref.fcd_mu, ref.fcd_sigma)
-        out[f"snn_{ref.name}_sim"] = snn(ref.fingerprints, fps)
+        out[f"snn_{ref.name}_sim"] = float(aggregated_tanimoto(ref.fingerprints, fps, "max")[distinct.inverse].mean())
         out[f"frag_{ref.name}_sim"] = cosine_similarity(ref.fragments, frag)
         out[f"scaf_{ref.name}_sim"] = cosine_similarity(ref.scaffolds, scaf)
     return out
@@ -253,7 +287,8 @@ def distribution_metrics(valid: Sequence[str], references: Sequence[Reference],
 def generation_metrics(generated: Sequence[str], train: set[str], references: Sequence[Reference] = (),
                        unique_k: Sequence[int] = (1000, 10000)) -> dict[str, float]:
     """Every metric of the module docstring for one set of generated SMILES; ``train`` holds canonical
-    non-isomeric SMILES. A model that emits no valid molecule gets validity 0 and no other metric."""
+    non-isomeric SMILES. A model that emits no valid molecule gets validity 0 and no other metric. Per-molecule
+    work (fingerprints, filters, fragments, ChemNet) runs once per distinct valid molecule (``DistinctMolecules``)."""
     valid, validity = valid_canonical(generated)
     out = {"validity_frac": validity}
     if not valid:
@@ -263,9 +298,12 @@ def generation_metrics(generated: Sequence[str], train: set[str], references: Se
             out[f"unique_at_{k // 1000}k_frac"] = unique_at(valid, k)
     out["unique_frac"] = unique_at(valid)
     out["novelty_frac"] = novelty(valid, train)
-    fps = morgan_fingerprints(valid)
-    out["intdiv1_div"] = internal_diversity(fps, 1.0)
-    out["intdiv2_div"] = internal_diversity(fps, 2.0)
-    out["filters_frac"] = fraction_passing_filters(valid)
-    out.update(distribution_metrics(valid, references, fps))
+    distinct = DistinctMolecules(valid)
+    fps = morgan_fingerprints(distinct.smiles)
+    all_fps = fps[distinct.inverse]
+    for p in (1.0, 2.0):
+        similarity = aggregated_tanimoto(all_fps, fps, "mean", p)[distinct.inverse]
+        out[f"intdiv{int(p)}_div"] = float(1.0 - similarity.mean())
+    out["filters_frac"] = float(np.mean(np.array([passes_filters(s) for s in distinct.smiles])[distinct.inverse]))
+    out.update(distribution_metrics(valid, references, fps, distinct))
     return out

@@ -9,6 +9,9 @@
   y(m') > y(m) (y: penalized logP, ``properties.penalized_logp``), and its improvement is the largest such
   y(m') − y(m). Reported per δ: success = successes / starts, and the mean and standard deviation of the
   improvement and of the similarity of the chosen candidate over the successful starts.
+- ``composition_metrics`` (GraphEBM's multi-objective generation): per sample set (the composed generator's and
+  each single generator's), validity = |V| / |G|, the mean of each property over V (duplicates kept), and
+  all_targets = |{m in V: y_k(m) >= threshold_k for every property k}| / |V|.
 """
 
 from __future__ import annotations
@@ -115,6 +118,26 @@ def constrained_optimisation_metrics(starts: Sequence[str], candidates: Sequence
             metrics[f"improvement_std_{tag}_plogp"] = float(gains.std())
             metrics[f"similarity_mean_{tag}_tanimoto"] = float(sims.mean())
     return metrics
+
+
+def composition_metrics(samples: Mapping[str, Sequence[str]], thresholds: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """(metrics, notes): per sample set s of ``samples`` (e.g. "composed", "qed_only"): ``{s}_validity_frac``,
+    ``{s}_{k}_mean_score`` for each property k of ``thresholds`` and ``{s}_all_targets_frac``; a set with no
+    valid molecule gets validity 0 and a note instead of the others."""
+    metrics: dict[str, float] = {}
+    notes = []
+    for name, generated in samples.items():
+        molecules = [mol for mol in map(_molecule, generated) if mol is not None]
+        metrics[f"{name}_validity_frac"] = len(molecules) / len(generated) if generated else 0.0
+        if not molecules:
+            notes.append(f"{name}: no valid molecule among {len(generated)} samples")
+            continue
+        values = {k: np.array([property_value(mol, k) for mol in molecules]) for k in thresholds}
+        for k, column in values.items():
+            metrics[f"{name}_{k}_mean_score"] = float(column.mean())
+        meets = np.logical_and.reduce([values[k] >= threshold for k, threshold in thresholds.items()])
+        metrics[f"{name}_all_targets_frac"] = float(meets.mean())
+    return metrics, notes
 
 
 def best_in_corpus(properties: Mapping[str, np.ndarray], smiles: np.ndarray) -> dict[str, list[tuple[str, float]]]:

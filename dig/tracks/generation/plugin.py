@@ -7,6 +7,7 @@ from dig.registry import Registry
 from dig.tracks.generation.baselines import build_train_sampler
 from dig.tracks.generation.char_rnn import build_char_rnn
 from dig.tracks.generation.datasets import (
+    CompositionTask,
     MosesPropertySet,
     MosesSmiles,
     OptimisationTask,
@@ -17,7 +18,11 @@ from dig.tracks.generation.graphaf import build_graphaf
 from dig.tracks.generation.graphdf import build_graphdf
 from dig.tracks.generation.graphebm import build_graphebm
 from dig.tracks.generation.metrics import generation_metrics
-from dig.tracks.generation.optimisation import constrained_optimisation_metrics, property_optimisation_metrics
+from dig.tracks.generation.optimisation import (
+    composition_metrics,
+    constrained_optimisation_metrics,
+    property_optimisation_metrics,
+)
 from dig.tracks.generation.track import GenerationTrack
 
 # GraphDF: ``paper`` is DIG's published QM9 configuration (R-GCN 3 x 128, 12 modulo-shift flows, batch 32,
@@ -64,6 +69,8 @@ OPTIMISATION_TASKS = (
     ("qed-opt", "property", "qed", "Property optimisation: top-3 QED"),
     ("plogp-constrained", "constrained", "plogp", "Constrained optimisation of penalized logP from the 800 lowest"),
 )
+FLOWS_DO_NOT_COMPOSE = ("composition adds energies (GraphEBM's E1 + E2); the product of two flows' likelihoods has no "
+                        "sampler here")
 CHAR_RNN_UNSUITED = {"default": "MOSES's 3 x 768 LSTM takes 3.5 s per training step of 64 SMILES on one core "
                                 "and needs tens of thousands of steps; run it with --budget paper"}
 
@@ -87,6 +94,12 @@ def dig_register(registry: Registry) -> None:
         for suffix, task, target, what in OPTIMISATION_TASKS:
             registry.add_dataset(f"{corpus}-{suffix}", OptimisationTask(data, task, target), track="generation",
                                  evaluator=f"{task}-optimisation", task=task, summary=f"{what} on {corpus}")
+        registry.add_dataset(f"{corpus}-qed-plogp-composition", CompositionTask(data, ("qed", "plogp")), track="generation",
+                             evaluator="composition", task="composition",
+                             summary=f"Composition: QED and penalized logP generators composed, on {corpus}")
+    registry.add_evaluator("composition", composition_metrics, track="generation", higher_is_better=True,
+                           summary="Validity, mean property and the fraction meeting every property's training "
+                                   "median, for the composed and the single generators")
     registry.add_evaluator("property-optimisation", property_optimisation_metrics, track="generation",
                            higher_is_better=True, summary="Top-3 penalized logP / QED of distinct valid molecules, "
                                                           "with oracle calls")
@@ -96,16 +109,17 @@ def dig_register(registry: Registry) -> None:
     registry.add_evaluator("moses", generation_metrics, track="generation", higher_is_better=True,
                            summary="MOSES metrics: validity, unique@k, novelty, FCD, SNN, Frag, Scaf, IntDiv, filters")
     registry.add_model("train-sampler", build_train_sampler, track="generation", relative_cost=1.0, goal_directed=True,
+                       goal_directed_tasks=("property", "constrained", "composition"),
                        summary="Baseline: training molecules (novelty 0 by construction; MOSES's train row)")
     registry.add_model("graphdf", build_graphdf, track="generation", hparams=GRAPHDF_HPARAMS, relative_cost=20.0,
-                       goal_directed=True,
+                       goal_directed=True, goal_directed_missing=FLOWS_DO_NOT_COMPOSE,
                        summary="GraphDF (Luo et al. 2021): discrete flow of modulo shifts over BFS atom/bond tokens")
     registry.add_model("graphaf", build_graphaf, track="generation", hparams=GRAPHAF_HPARAMS, relative_cost=20.0,
-                       goal_directed=True,
+                       goal_directed=True, goal_directed_missing=FLOWS_DO_NOT_COMPOSE,
                        summary="GraphAF (Shi et al. 2020): continuous autoregressive flow of affine layers over "
                                "dequantized BFS atom/bond tokens")
     registry.add_model("graphebm", build_graphebm, track="generation", hparams=GRAPHEBM_HPARAMS, relative_cost=20.0,
-                       goal_directed=True,
+                       goal_directed=True, goal_directed_tasks=("property", "constrained", "composition"),
                        summary="GraphEBM (Liu et al. 2021): R-GCN energy, contrastive divergence, Langevin sampling")
     registry.add_model("char-rnn", build_char_rnn, track="generation", hparams=CHAR_RNN_HPARAMS, relative_cost=20.0,
                        unsuited_budgets=CHAR_RNN_UNSUITED, goal_directed_missing="MOSES's CharRNN has no goal-directed mode",
