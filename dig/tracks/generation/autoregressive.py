@@ -51,13 +51,14 @@ from dig.tracks.generation.selection import BestValidationEpoch
 NO_BOND = len(BOND_ORDERS)  # edge token 3
 EDGE_TYPES = len(BOND_ORDERS) + 1
 VALIDATION_NOISE_SEED = 0  # models whose likelihood draws noise (GraphAF's dequantization) score validation with it
+MAX_LOG_RATIO = 20.0  # PPO: log p / p_old is capped here before exp (beyond it the dual clip has already cut the term)
 
 
 @dataclass(frozen=True)
 class PolicySettings:
     """PPO fine-tuning of the generation policy (Schulman et al. 2017; the papers' optimisation, our settings):
     ``iterations`` rounds of ``batch`` rollouts, ``epochs`` Adam steps of ``lr`` on the clipped surrogate (clip
-    ``clip``) per round, a moving reward baseline of decay ``baseline_decay``, ``invalid_reward`` for a molecule
+    ``clip``, dual clip ``dual_clip`` for negative advantages) per round, a moving reward baseline of decay ``baseline_decay``, ``invalid_reward`` for a molecule
     RDKit rejects. After tuning: property optimisation draws ``samples`` molecules; constrained optimisation
     draws ``rollouts`` continuations of each start, each from the start's BFS order with its last
     0..``modify_size`` - 1 atoms dropped (GraphAF's ``modify_size``: half the rollouts keep the whole start)."""
@@ -72,6 +73,7 @@ class PolicySettings:
     samples: int = 10_000
     rollouts: int = 20
     modify_size: int = 5
+    dual_clip: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -516,10 +518,10 @@ class AutoregressiveFlow:
         """``task`` "property": PPO fine-tuning with ``target`` of each generated molecule as the reward, then
         ``policy.samples`` molecules from the tuned model, handed to the starts in equal slices (generation starts
         from scratch). ``task`` "constrained": PPO with the improvement target(m') - target(m) over continuations
-        of the starts m as the reward, then ``policy.rollouts`` continuations of each start; every
-        ``record_every``-th molecule on the way (after each added atom, as GraphAF's code records) is a
-        candidate. A start that is not one BFS sequence within the window, or has no room for another atom,
-        gets no candidate."""
+        of the starts m as the reward, then ``policy.rollouts`` continuations of each start at the sampling
+        temperatures; the molecule after every ``record_every``-th added atom, and the finished one, are its
+        candidates (GraphAF's code records after every added atom: ``record_every`` 1). A start that is not one
+        BFS sequence within the window, or has no room for another atom, gets no candidate."""
         if self.net is None:
             raise RuntimeError(f"{self.name} must be fitted before optimising")
         if target is None:
@@ -590,9 +592,11 @@ class AutoregressiveFlow:
         ``invalid_reward`` if RDKit rejects m'. A = (r - b) / std(r) with b a moving average of the batch means;
         then ``policy.epochs`` Adam steps on
 
-            L = - sum_t min(rho_t A, clip(rho_t, 1 - eps, 1 + eps) A) / #tokens,   rho_t = p(x_t) / p_old(x_t),
+            L = - sum_t S_t / #tokens,   S_t = min(rho_t A, clip(rho_t, 1 - eps, 1 + eps) A),   rho_t = p(x_t) / p_old(x_t),
 
-        over every drawn token t (copied prefix tokens are no action and are left out), scored in parallel as in
+        with S_t = max(S_t, c A) where A < 0 (dual-clip PPO, Ye et al. 2020, c = ``policy.dual_clip``: a continuous
+        density's ratio can grow without bound, and with it the loss of a negative advantage) and log rho_t capped
+        at ``MAX_LOG_RATIO`` so that exp stays finite, over every drawn token t (copied prefix tokens are no action and are left out), scored in parallel as in
         training, batch norm on its running statistics so the policy scored is the one sampled. A model whose
         likelihood draws noise (GraphAF's dequantization) scores old and new policy on the same noise, so rho
         compares two densities at one point. A bond redrawn by the valency check is scored under the unmasked
@@ -639,8 +643,9 @@ class AutoregressiveFlow:
                     real = real & (rows.view(1, -1) >= prefixes.keep.view(-1, 1))
                 for _ in range(settings.epochs):
                     new, _ = net.token_log_likelihoods(atoms, bonds, sizes, torch.Generator().manual_seed(noise_seed))
-                    ratio = torch.exp(new - old)
+                    ratio = torch.exp((new - old).clamp(max=MAX_LOG_RATIO))
                     surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
+                    surrogate = torch.where(advantage < 0, torch.maximum(surrogate, settings.dual_clip * advantage), surrogate)
                     loss = -(surrogate * real).sum() / real.sum().clamp(min=1)
                     if not torch.isfinite(loss):
                         raise TrainingError(f"{self.name}: PPO loss became {loss.item()} at iteration {iteration}; "
