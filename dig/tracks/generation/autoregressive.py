@@ -413,13 +413,8 @@ class AutoregressiveFlow:
                 steps += 1
                 batch = [graphs[i] for i in order[first : first + self.batch_size]]
                 ll, count = self.net.log_likelihood(*self._batch(batch, rng))
-                loss = -ll.sum() / count.sum()
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"{self.name}: loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                        f"lower lr (now {self.lr})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                _descend(optimizer, -ll.sum() / count.sum(), f"{self.name}: loss", f"epoch {epoch}, step {step}",
+                         f"lower lr (now {self.lr})")
                 total, tokens = total - float(ll.detach().sum()), tokens + int(count.sum())
             selection.end_epoch(epoch, total / max(tokens, 1), self._nll(valid_graphs))
             if steps >= step_limit:
@@ -646,13 +641,8 @@ class AutoregressiveFlow:
                     ratio = torch.exp((new - old).clamp(max=MAX_LOG_RATIO))
                     surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - settings.clip, 1 + settings.clip) * advantage)
                     surrogate = torch.where(advantage < 0, torch.maximum(surrogate, settings.dual_clip * advantage), surrogate)
-                    loss = -(surrogate * real).sum() / real.sum().clamp(min=1)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"{self.name}: PPO loss became {loss.item()} at iteration {iteration}; "
-                                            f"lower ppo_lr (now {settings.lr})")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    _descend(optimizer, -(surrogate * real).sum() / real.sum().clamp(min=1), f"{self.name}: PPO loss",
+                             f"iteration {iteration}", f"lower ppo_lr (now {settings.lr})")
                 kind = "improvement" if origins is not None else "mean"
                 history.append({"iteration": iteration, f"{kind}_{target}": float(mean),
                                 f"best_{target}": float(reward.max())})
@@ -662,6 +652,16 @@ class AutoregressiveFlow:
 
     def _capacity(self, atom_types: Tensor) -> Tensor:
         return torch.where(atom_types >= 0, self.valences[atom_types.clamp(min=0)], 0)
+
+
+def _descend(optimizer: torch.optim.Optimizer, loss: Tensor, what: str, where: str, fix: str) -> None:
+    """One optimiser step on ``loss``; a loss that is not finite ends the job as a ``TrainingError`` naming
+    ``what`` became what, ``where``, and the ``fix``."""
+    if not torch.isfinite(loss):
+        raise TrainingError(f"{what} became {loss.item()} at {where}; {fix}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 def _first_atoms(graph: MolGraph, size: int) -> MolGraph:

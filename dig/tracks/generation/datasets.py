@@ -186,7 +186,22 @@ class _PropertySet:
         return manifest
 
 
-class OptimisationTask:
+class _CorpusTask:
+    """A task over a property set: its data are the set's, and it has no test references."""
+
+    corpus: _PropertySet
+
+    def prepare(self, source: Any = None) -> dict[str, Any]:
+        return self.corpus.prepare(source)
+
+    def load(self, budget: str) -> SmilesData:
+        return self.corpus.load(budget)
+
+    def references(self, budget: str) -> list[Reference]:
+        return []
+
+
+class OptimisationTask(_CorpusTask):
     """An optimisation task over a property set (``task``: ``"property"`` or ``"constrained"``; ``target``: the
     property optimised). The generator trains goal-directed on the training molecules and their ``target``
     values, then optimises from ``starts(budget)``: the first training molecules for property optimisation
@@ -197,15 +212,6 @@ class OptimisationTask:
         if task not in ("property", "constrained") or target not in PROPERTY_NAMES:
             raise ValueError(f"unknown optimisation task {task!r} of {target!r}")
         self.corpus, self.task, self.target = corpus, task, target
-
-    def prepare(self, source: Any = None) -> dict[str, Any]:
-        return self.corpus.prepare(source)
-
-    def load(self, budget: str) -> SmilesData:
-        return self.corpus.load(budget)
-
-    def references(self, budget: str) -> list[Reference]:
-        return []
 
     def train_values(self, budget: str) -> np.ndarray:
         return self.corpus.train_values(budget, self.target)
@@ -222,7 +228,7 @@ class OptimisationTask:
         return {**self.corpus.card(), "task": what}
 
 
-class CompositionTask:
+class CompositionTask(_CorpusTask):
     """Multi-objective generation by composition (GraphEBM's section 3.4, Liu et al. 2021): a model trains one
     goal-directed generator per property of ``targets`` on the training molecules and their values, composes
     them (for energies, E = E_1 + E_2) and samples; the samples of each single generator are drawn beside the
@@ -235,15 +241,6 @@ class CompositionTask:
         if len(targets) < 2 or any(target not in PROPERTY_NAMES for target in targets):
             raise ValueError(f"a composition task needs two or more of {PROPERTY_NAMES}, got {targets}")
         self.corpus, self.targets = corpus, targets
-
-    def prepare(self, source: Any = None) -> dict[str, Any]:
-        return self.corpus.prepare(source)
-
-    def load(self, budget: str) -> SmilesData:
-        return self.corpus.load(budget)
-
-    def references(self, budget: str) -> list[Reference]:
-        return []
 
     def train_values(self, budget: str) -> dict[str, np.ndarray]:
         return {target: self.corpus.train_values(budget, target) for target in self.targets}
