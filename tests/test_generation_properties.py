@@ -215,6 +215,9 @@ def test_optimisation_tasks_bench_through_the_cli(tmp_path, monkeypatch):
         assert metrics["oracle_calls_count"] >= 2 * 8
         if record["dataset"] == "zinc250k-qed-opt":
             assert 0 < metrics["qed_top1_score"] <= 1
+            top = record["extra"]["top_molecules"]
+            assert top[0][1] == metrics["qed_top1_score"]
+            assert P.qed(Chem.MolFromSmiles(top[0][0])) == pytest.approx(top[0][1])
         else:
             assert 0 <= metrics["success_d0.0_frac"] <= 1 and "success_d0.6_frac" in metrics
     refused = run_dig("bench", "--track", "generation", "--budget", "smoke", "--seeds", "0", "--datasets",

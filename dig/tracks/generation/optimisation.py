@@ -61,17 +61,11 @@ def property_optimisation_metrics(generated: Sequence[str], oracle_calls: int, n
     """(metrics, notes): ``{name}_top{k}_score`` for k = 1..3 over the distinct valid molecules of ``generated``
     (canonical SMILES), ``{name}_top3_novel_count`` (how many of those are not in ``train``, canonical SMILES)
     and ``oracle_calls_count``; a note for each rank left out."""
-    from rdkit import Chem
-
-    distinct: dict[str, Chem.Mol] = {}
-    for text in generated:
-        mol = _molecule(text)
-        if mol is not None:
-            distinct.setdefault(Chem.MolToSmiles(mol, isomericSmiles=False), mol)
+    distinct = _distinct_valid(generated)
     metrics: dict[str, float] = {"oracle_calls_count": float(oracle_calls)}
     notes = []
     for name in names:
-        ranked = sorted(((property_value(mol, name), smiles) for smiles, mol in distinct.items()), reverse=True)[:TOP]
+        ranked = _ranked(distinct, name)
         for rank in range(1, TOP + 1):
             if rank <= len(ranked):
                 metrics[f"{name}_top{rank}_score"] = ranked[rank - 1][0]
@@ -79,6 +73,27 @@ def property_optimisation_metrics(generated: Sequence[str], oracle_calls: int, n
                 notes.append(f"{name}_top{rank}_score: only {len(ranked)} distinct valid molecules")
         metrics[f"{name}_top3_novel_count"] = float(sum(smiles not in train for _, smiles in ranked))
     return metrics, notes
+
+
+def _distinct_valid(generated: Sequence[str]) -> dict[str, Chem.Mol]:
+    from rdkit import Chem
+
+    distinct: dict[str, Chem.Mol] = {}
+    for text in generated:
+        mol = _molecule(text)
+        if mol is not None:
+            distinct.setdefault(Chem.MolToSmiles(mol, isomericSmiles=False), mol)
+    return distinct
+
+
+def _ranked(distinct: Mapping[str, Chem.Mol], name: str) -> list[tuple[float, str]]:
+    return sorted(((property_value(mol, name), smiles) for smiles, mol in distinct.items()), reverse=True)[:TOP]
+
+
+def top_molecules(generated: Sequence[str], name: str) -> list[tuple[str, float]]:
+    """The three distinct valid molecules of ``generated`` with the highest ``name`` (canonical SMILES, value):
+    the molecules behind ``{name}_top{k}_score``."""
+    return [(smiles, value) for value, smiles in _ranked(_distinct_valid(generated), name)]
 
 
 def constrained_optimisation_metrics(starts: Sequence[str], candidates: Sequence[Sequence[str]],

@@ -21,6 +21,7 @@ from dig.tracks.generation.optimisation import (
     composition_metrics,
     constrained_optimisation_metrics,
     property_optimisation_metrics,
+    top_molecules,
 )
 
 SAMPLES = {"smoke": 200, "default": 10_000, "paper": 30_000}
@@ -134,6 +135,7 @@ class GenerationTrack:
             pooled = list(dict.fromkeys(s for found in candidates for s in found))
             values, notes = property_optimisation_metrics(pooled, len(pooled) + spent, (task.target,), data.train_all)
             extra["undefined_metrics"] = notes
+            extra["top_molecules"] = top_molecules(pooled, task.target)
         else:
             values = constrained_optimisation_metrics(starts, candidates)
             values["oracle_calls_count"] = float(sum(len(found) for found in candidates) + spent)
