@@ -145,11 +145,16 @@ def test_scoring_each_distinct_molecule_once_changes_no_metric():
 
 @pytest.mark.slow
 def test_moses_calibration_at_the_papers_sample_size():
-    """30,000 training molecules against test: all of the MOSES "train" row, FCD and Scaf included (both depend
-    on the sample size: at 1,000 molecules FCD/Test is 1.25 and Scaf/Test 0.47)."""
+    """30,000 training molecules against test: the sample-size-independent entries of MOSES's "train" row (SNN,
+    Frag, IntDiv, filters) as published, and FCD and Scaf on their way to it. Those two are biased by the sample
+    size: FCD/Test measured 1.25 at 1,000 molecules, 0.131 at 10,000 and 0.049 at 30,000 (about 1/n), Scaf/Test
+    0.47, 0.873 and 0.950; so the published 0.008 and 0.991 come from a far larger sample than 30,000
+    (2026-12-07: SNN 0.642, Frag 1.000, IntDiv 0.857 / 0.851, FCD/TestSF 0.522 against the paper's 0.476)."""
     train = read_moses_split("train")
     out = M.generation_metrics(_sample(train, 30_000), set(train), [M.Reference.from_moses("test")])
-    assert out["fcd_test_dist"] == pytest.approx(0.008, abs=0.02)
-    assert out["scaf_test_sim"] == pytest.approx(0.991, abs=0.01)
     assert out["snn_test_sim"] == pytest.approx(0.642, abs=0.01)
     assert out["intdiv1_div"] == pytest.approx(0.857, abs=0.005)
+    assert out["frag_test_sim"] == pytest.approx(1.0, abs=0.002)
+    assert out["filters_frac"] == 1.0
+    assert 0.008 < out["fcd_test_dist"] < 0.131 / 2  # below the 10,000-sample value by about the 1/n law, above the paper's
+    assert 0.873 < out["scaf_test_sim"] < 0.991
